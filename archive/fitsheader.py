@@ -1,0 +1,306 @@
+"""Read every header card of every HDU of a FITS file, fast, without touching the pixels.
+
+Ingest indexes thousands of files, so it cannot afford a full ``astropy.io.fits`` header
+parse per file. This module walks the 2880-byte blocks itself, splits the 80-character
+cards, parses the values FITS allows (strings, logicals, integers, reals, complex,
+undefined), merges long-string CONTINUE cards as astropy does, and skips each data unit
+by its size. Bytes that are not FITS raise ``FitsError`` with the reason.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from nota.errors import FitsError
+
+BLOCK = 2880
+CARD = 80
+COMMENTARY = frozenset({"COMMENT", "HISTORY", ""})
+
+__all__ = ["Card", "Hdu", "Truncated", "read_hdus", "read_file_hdus", "parse_value"]
+
+
+@dataclass(frozen=True)
+class Card:
+    """One header card as FITS writes it; ``value`` typed, ``raw`` the value text as found."""
+
+    keyword: str
+    value: Any
+    comment: str
+    raw: str
+
+
+@dataclass
+class Hdu:
+    """One header-data unit: its cards, and where its data sits in the file."""
+
+    index: int
+    cards: list[Card]
+    header_offset: int
+    data_offset: int
+    data_size: int
+    warnings: list[str] = field(default_factory=list)
+
+    def get(self, keyword: str, default: Any = None) -> Any:
+        for card in self.cards:
+            if card.keyword == keyword:
+                return card.value
+        return default
+
+    @property
+    def name(self) -> str:
+        extname = self.get("EXTNAME")
+        if isinstance(extname, str) and extname.strip():
+            return extname.strip()
+        return "PRIMARY" if self.index == 0 else ""
+
+    @property
+    def xtension(self) -> str:
+        x = self.get("XTENSION")
+        return x.strip() if isinstance(x, str) else ("PRIMARY" if self.index == 0 else "")
+
+    @property
+    def is_image(self) -> bool:
+        """True for an HDU that holds a 2-D (or more) image, tile-compressed ones included."""
+        if self.get("ZIMAGE") is True:
+            return int(self.get("ZNAXIS", 0) or 0) >= 2
+        return self.xtension in ("PRIMARY", "IMAGE") and int(self.get("NAXIS", 0) or 0) >= 2
+
+
+_INT = re.compile(r"^[+-]?\d+$")
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([EeDd][+-]?\d+)?$")
+_COMPLEX = re.compile(r"^\(\s*([^,]+?)\s*,\s*([^)]+?)\s*\)$")
+
+
+class UnparsableValue(str):
+    """A value text FITS does not allow; kept verbatim so nothing is lost."""
+
+
+def parse_value(text: str) -> Any:
+    """Turn a card's value text (no comment) into a Python value, as FITS defines it."""
+    t = text.strip()
+    if t == "":
+        return None
+    if t == "T":
+        return True
+    if t == "F":
+        return False
+    if _INT.match(t):
+        return int(t)
+    if _FLOAT.match(t):
+        return float(t.replace("D", "E").replace("d", "e"))
+    m = _COMPLEX.match(t)
+    if m:
+        try:
+            return complex(parse_value(m.group(1)), parse_value(m.group(2)))
+        except (TypeError, ValueError):
+            pass
+    return UnparsableValue(t)
+
+
+def _split_value_comment(body: str) -> tuple[Any, str, str, bool]:
+    """Split the part after ``= `` into (value, comment, raw value text, is_string)."""
+    stripped = body.lstrip()
+    if stripped.startswith("'"):
+        # A string: quotes doubled inside, ends at the first lone quote.
+        i = 1
+        chars = []
+        n = len(stripped)
+        while i < n:
+            c = stripped[i]
+            if c == "'":
+                if i + 1 < n and stripped[i + 1] == "'":
+                    chars.append("'")
+                    i += 2
+                    continue
+                break
+            chars.append(c)
+            i += 1
+        else:
+            # No closing quote: not valid FITS; keep the text as it is.
+            return UnparsableValue(stripped), "", stripped, False
+        value = "".join(chars).rstrip()
+        rest = stripped[i + 1 :]
+        slash = rest.find("/")
+        comment = rest[slash + 1 :].strip() if slash >= 0 else ""
+        return value, comment, stripped[: i + 1], True
+    slash = body.find("/")
+    raw = body[:slash] if slash >= 0 else body
+    comment = body[slash + 1 :].strip() if slash >= 0 else ""
+    return parse_value(raw), comment, raw.strip(), False
+
+
+def parse_cards(text: str) -> tuple[list[Card], list[str]]:
+    """Parse a header's cards (END excluded) into ``Card``s, with warnings for odd ones."""
+    cards: list[Card] = []
+    warnings: list[str] = []
+    continuing = False  # the previous card was a string ending in '&'
+    for start in range(0, len(text), CARD):
+        image = text[start : start + CARD]
+        keyword = image[:8].rstrip()
+        if keyword == "CONTINUE" and continuing and cards:
+            value, comment, raw, is_string = _split_value_comment(image[8:])
+            prev = cards[-1]
+            head = prev.value[:-1] if isinstance(prev.value, str) else prev.value
+            joined_comment = " ".join(c for c in (prev.comment, comment) if c)
+            merged = head + (value if isinstance(value, str) else str(value))
+            cards[-1] = Card(prev.keyword, merged, joined_comment, prev.raw + " " + raw)
+            continuing = is_string and merged.endswith("&")
+            continue
+        continuing = False
+        if keyword in COMMENTARY or (keyword != "HIERARCH" and image[8:10] != "= "):
+            if keyword == "" and image.strip() == "":
+                # Blank cards: astropy keeps them, and so do we.
+                cards.append(Card("", "", "", ""))
+                continue
+            # A keyword with no value indicator is commentary text too (FITS 4.1.2.2).
+            cards.append(Card(keyword, image[8:].rstrip(), "", image[8:].rstrip()))
+            continue
+        if keyword == "HIERARCH":
+            eq = image.find("=")
+            if eq < 0:
+                cards.append(Card(keyword, image[8:].rstrip(), "", image[8:].rstrip()))
+                continue
+            keyword = "HIERARCH " + image[8:eq].strip()
+            body = image[eq + 1 :]
+        else:
+            body = image[10:]
+        value, comment, raw, is_string = _split_value_comment(body)
+        if isinstance(value, UnparsableValue):
+            warnings.append(f"card {len(cards) + 1} ({keyword}): value {raw!r} is not valid FITS")
+        cards.append(Card(keyword, value, comment, raw))
+        continuing = is_string and isinstance(value, str) and value.endswith("&")
+    return cards, warnings
+
+
+def _data_size(cards: list[Card]) -> int:
+    """Bytes of the data unit that follows a header (before padding)."""
+    values = {}
+    for card in cards:
+        if card.keyword in ("BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "GROUPS") or (
+            card.keyword.startswith("NAXIS")
+        ):
+            values.setdefault(card.keyword, card.value)
+    try:
+        naxis = int(values.get("NAXIS", 0))
+        bitpix = int(values["BITPIX"])
+    except (KeyError, TypeError, ValueError):
+        raise FitsError("header lacks a valid BITPIX or NAXIS") from None
+    if naxis == 0:
+        return 0
+    try:
+        axes = [int(values[f"NAXIS{i}"]) for i in range(1, naxis + 1)]
+    except (KeyError, TypeError, ValueError):
+        raise FitsError(f"header says NAXIS = {naxis} but lacks a valid NAXISn") from None
+    if values.get("GROUPS") is True and axes and axes[0] == 0:
+        axes = axes[1:]  # random groups: NAXIS1 = 0
+    size = 1
+    for n in axes:
+        if n < 0:
+            raise FitsError(f"negative axis length {n}")
+        size *= n
+    pcount = int(values.get("PCOUNT", 0) or 0)
+    gcount = int(values.get("GCOUNT", 1) or 1)
+    return abs(bitpix) // 8 * gcount * (pcount + size)
+
+
+def _padded(n: int) -> int:
+    return (n + BLOCK - 1) // BLOCK * BLOCK
+
+
+def read_hdus(stream: BinaryIO, file_size: int) -> list[Hdu]:
+    """Read every HDU's header from a seekable binary stream positioned at the file start.
+
+    Data units are skipped by seeking. Raises ``FitsError`` when the bytes are not FITS or
+    the file ends before a header or data unit does (truncated).
+    """
+    hdus: list[Hdu] = []
+    offset = 0
+    while True:
+        stream.seek(offset)
+        first = stream.read(BLOCK)
+        if not first:
+            if not hdus:
+                raise FitsError("file is empty")
+            break
+        if not hdus:
+            if not first.startswith(b"SIMPLE  ="):
+                raise FitsError("not a FITS file (does not start with SIMPLE)")
+        elif not first.startswith(b"XTENSION="):
+            if first.strip(b"\0 ") == b"":
+                break  # trailing padding after the last HDU
+            raise FitsError(
+                f"bytes after HDU {len(hdus) - 1} at offset {offset} are not a FITS extension"
+            )
+        blocks = [first]
+        header_end = None
+        block = first
+        while True:
+            if len(block) < BLOCK:
+                raise FitsError(f"truncated: header of HDU {len(hdus)} ends mid-block")
+            end = _find_end(block)
+            if end is not None:
+                header_end = end
+                break
+            block = stream.read(BLOCK)
+            if not block:
+                raise FitsError(f"truncated: header of HDU {len(hdus)} has no END card")
+            blocks.append(block)
+        raw = b"".join(blocks[:-1]) + blocks[-1][:header_end]
+        warnings: list[str] = []
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError as exc:
+            text = raw.decode("latin-1")
+            card_no = exc.start // CARD + 1
+            warnings.append(
+                f"HDU {len(hdus)}: card {card_no} has non-ASCII bytes (read as Latin-1)"
+            )
+        cards, value_warnings = parse_cards(text)
+        warnings += [f"HDU {len(hdus)}: {w}" for w in value_warnings]
+        data_offset = offset + BLOCK * len(blocks)
+        size = _data_size(cards)
+        hdus.append(Hdu(len(hdus), cards, offset, data_offset, size, warnings))
+        offset = data_offset + _padded(size)
+        if data_offset + size > file_size:
+            raise Truncated(hdus, data_offset + size, file_size)
+        if offset >= file_size:
+            break
+    return hdus
+
+
+class Truncated(FitsError):
+    """Raised with the headers read so far, so ingest can keep them."""
+
+    def __init__(self, hdus: list[Hdu], needed: int, size: int):
+        super().__init__(
+            f"truncated: HDU {len(hdus) - 1} needs {needed} bytes, the file has {size}"
+        )
+        self.hdus = hdus
+
+
+def _find_end(block: bytes) -> int | None:
+    """Byte offset of the END card's start within a header block, or None."""
+    for pos in range(0, BLOCK, CARD):
+        if block[pos : pos + 3] == b"END" and block[pos + 3 : pos + CARD].strip(b" ") == b"":
+            return pos
+    return None
+
+
+def read_file_hdus(path: str) -> list[Hdu]:
+    """Every HDU header of a FITS file on disk, opened read-only (gzip decompressed)."""
+    if path.endswith(".gz"):
+        try:
+            with gzip.open(path, "rb") as gz:
+                data = gz.read()
+        except (OSError, EOFError) as exc:
+            raise FitsError(f"not a readable gzip file: {exc}") from None
+        return read_hdus(io.BytesIO(data), len(data))
+    # Read-only: raw files are never opened for writing.
+    with open(path, "rb") as stream:
+        return read_hdus(stream, os.fstat(stream.fileno()).st_size)

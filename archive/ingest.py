@@ -1,0 +1,390 @@
+"""Ingest: index every header card of every FITS file under some directories.
+
+``nota ingest N1/`` is the archive's first and most used step. It walks the directories,
+hashes each file's bytes, reads every HDU's header without decoding pixels, stores every
+card, and normalises the frame for selection. Re-running is cheap: a file whose size and
+modification time are unchanged is skipped; a changed file is re-indexed and the change
+recorded; a renamed file keeps its identity (and so its overrides) through its content hash.
+Bad files are rejected one by one, with a reason, and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import blake3
+import sqlite_utils
+
+from nota.archive import provenance
+from nota.archive.database import transaction
+from nota.archive.fitsheader import Hdu, Truncated, read_file_hdus
+from nota.archive.frames import missing_keywords, observation_row
+from nota.errors import FitsError, NotaError
+from nota.instruments import profile_for_header
+
+log = logging.getLogger(__name__)
+
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fz")
+BATCH = 200  # files per transaction: a crash loses at most one batch, never half a file
+
+__all__ = ["FITS_SUFFIXES", "Problem", "IngestReport", "iter_fits", "ingest", "content_hash"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with one file, in one line a user can act on."""
+
+    path: str
+    severity: str  # error (file rejected) | warning (file indexed)
+    problem: str
+
+    def __str__(self) -> str:
+        word = "rejected" if self.severity == "error" else "warning"
+        return f"{word} {self.path}: {self.problem}"
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run saw and did."""
+
+    activity_id: int
+    roots: list[str]
+    outcomes: Counter = field(default_factory=Counter)  # new, unchanged, changed, renamed, rejected, missing
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def files_seen(self) -> int:
+        return sum(v for k, v in self.outcomes.items() if k != "missing")
+
+    @property
+    def rejected(self) -> int:
+        return self.outcomes["rejected"]
+
+
+def is_fits_name(name: str) -> bool:
+    return name.lower().endswith(FITS_SUFFIXES)
+
+
+def iter_fits(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """FITS files named or found (recursively) under ``paths``, sorted, absolute."""
+    for root in paths:
+        root = Path(root).absolute()
+        if root.is_file():
+            yield root
+            continue
+        if not root.is_dir():
+            raise NotaError(f"{root}: no such file or directory")
+        found = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            found.extend(Path(dirpath) / n for n in filenames if is_fits_name(n))
+        yield from sorted(found)
+
+
+def content_hash(path: str) -> str:
+    """BLAKE3 of a file's bytes, read through a read-only memory map."""
+    hasher = blake3.blake3()
+    if os.path.getsize(path) == 0:
+        return hasher.hexdigest()
+    hasher.update_mmap(path)
+    return hasher.hexdigest()
+
+
+def _layout(hdus: list[Hdu], data_hdu: int | None, path: str) -> str:
+    if data_hdu is None:
+        layout = "no-image"
+    elif hdus[data_hdu].get("ZIMAGE") is True:
+        layout = "tile-compressed"
+    elif data_hdu == 0 and len(hdus) == 1:
+        layout = "simple"
+    else:
+        layout = "mef"
+    return layout + ("+gzip" if path.endswith(".gz") else "")
+
+
+def merged_header(hdus: list[Hdu], data_hdu: int | None) -> dict[str, Any]:
+    """Keyword -> value as a frame sees it: the image HDU's cards over the primary's."""
+    header: dict[str, Any] = {}
+    sources = [hdus[0]] if hdus else []
+    if data_hdu not in (None, 0):
+        sources.append(hdus[data_hdu])
+    for hdu in sources:
+        seen: set[str] = set()
+        for card in hdu.cards:
+            if card.keyword in seen or card.keyword in ("COMMENT", "HISTORY", ""):
+                continue
+            seen.add(card.keyword)
+            header[card.keyword] = card.value
+    return header
+
+
+@dataclass
+class _Indexed:
+    """The parsed facts of one file, ready to be written."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    digest: str
+    hdus: list[Hdu]
+    error: str | None
+    warnings: list[str]
+    observation: dict[str, Any] | None
+    data_hdu: int | None
+
+
+def _read(path: str, size: int, mtime_ns: int) -> _Indexed:
+    """Hash and parse one file; never raises for bad content, reports it instead."""
+    digest = content_hash(path)
+    error = None
+    try:
+        hdus = read_file_hdus(path)
+    except Truncated as exc:
+        hdus, error = exc.hdus, str(exc)
+    except FitsError as exc:
+        hdus, error = [], str(exc)
+    except OSError as exc:
+        hdus, error = [], f"cannot read: {exc.strerror or exc}"
+    warnings = [w for h in hdus for w in h.warnings]
+    data_hdu = next((h.index for h in hdus if h.is_image), None)
+    observation = None
+    if error is None:
+        if data_hdu is None:
+            warnings.append("no image HDU: indexed, but not a frame")
+        else:
+            header = merged_header(hdus, data_hdu)
+            profile = profile_for_header(header)
+            if profile is None:
+                instrument = header.get("INSTRUME")
+                warnings.append(
+                    f"no instrument profile for INSTRUME={instrument!r}: kind set to unknown"
+                )
+            else:
+                missing = missing_keywords(header, profile)
+                if missing:
+                    warnings.append(f"missing keyword(s) {', '.join(missing)}")
+            observation = observation_row(header, profile)
+    return _Indexed(path, size, mtime_ns, digest, hdus, error, warnings, observation, data_hdu)
+
+
+def ingest(
+    db: sqlite_utils.Database,
+    paths: Iterable[str | Path],
+    *,
+    on_file: Callable[[int, int, str], None] | None = None,
+) -> IngestReport:
+    """Index every FITS file under ``paths`` into the archive; returns what happened."""
+    roots = [str(Path(p).absolute()) for p in paths]
+    files = list(iter_fits(roots))
+    conn = db.conn
+    activity_id = provenance.start_activity(conn, "ingest", {"paths": roots})
+    report = IngestReport(activity_id, roots)
+    known = {
+        row[0]: row[1:]
+        for row in conn.execute(
+            "SELECT path, file_id, size, mtime_ns, content_hash, status FROM files"
+        )
+    }
+    seen_paths = {str(p) for p in files}
+    # Files the archive knew under these roots that are no longer where they were:
+    # candidates for a rename, else missing.
+    gone_by_hash: dict[str, list[tuple[int, str]]] = {}
+    for path, (file_id, _, _, digest, status) in known.items():
+        if path not in seen_paths and any(_under(path, r) for r in roots) and not os.path.exists(path):
+            gone_by_hash.setdefault(digest, []).append((file_id, path))
+    try:
+        batch: list[tuple[str, _Indexed | None, tuple | None]] = []
+        for n, path_obj in enumerate(files, 1):
+            path = str(path_obj)
+            try:
+                st = os.stat(path)
+            except OSError as exc:
+                report.problems.append(Problem(path, "error", f"cannot stat: {exc.strerror}"))
+                report.outcomes["rejected"] += 1
+                continue
+            previous = known.get(path)
+            if (
+                previous is not None
+                and previous[1] == st.st_size
+                and previous[2] == st.st_mtime_ns
+                and previous[4] == "ok"
+            ):
+                batch.append((path, None, previous))
+            else:
+                batch.append((path, _read(path, st.st_size, st.st_mtime_ns), previous))
+            if len(batch) >= BATCH:
+                _write_batch(conn, activity_id, batch, gone_by_hash, report)
+                batch = []
+            if on_file:
+                on_file(n, len(files), path)
+        _write_batch(conn, activity_id, batch, gone_by_hash, report)
+        with transaction(db):
+            for entries in gone_by_hash.values():
+                for file_id, path in entries:
+                    conn.execute(
+                        "UPDATE files SET status = 'missing', indexed_at = ? WHERE file_id = ?",
+                        (provenance.utc_now(), file_id),
+                    )
+                    report.outcomes["missing"] += 1
+            status = "partial" if report.rejected else "ok"
+            provenance.finish_activity(conn, activity_id, status, _summary_line(report))
+    except BaseException:
+        provenance.finish_activity(conn, activity_id, "failed", "interrupted")
+        raise
+    return report
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _summary_line(report: IngestReport) -> str:
+    return ", ".join(f"{n} {k}" for k, n in sorted(report.outcomes.items())) or "no files"
+
+
+def _write_batch(conn, activity_id: int, batch, gone_by_hash, report: IngestReport) -> None:
+    if not batch:
+        return
+    now = provenance.utc_now()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for path, indexed, previous in batch:
+            if indexed is None:  # unchanged since the last ingest
+                file_id, size, _, digest, _ = previous
+                entity = provenance.record_entity(conn, "raw", path, digest, size, file_id)
+                provenance.record_used(conn, activity_id, entity, "unchanged")
+                report.outcomes["unchanged"] += 1
+                continue
+            _write_file(conn, activity_id, indexed, previous, gone_by_hash, report, now)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _write_file(conn, activity_id, ix: _Indexed, previous, gone_by_hash, report, now) -> None:
+    note = None
+    if previous is not None:
+        file_id = previous[0]
+        if previous[3] == ix.digest:
+            role = "unchanged"  # touched, same bytes: refresh the stat only
+        else:
+            role = "changed"
+            note = f"content was {previous[3]}"
+    elif gone_by_hash.get(ix.digest):
+        file_id, old_path = gone_by_hash[ix.digest].pop(0)
+        role, note = "renamed", f"was {old_path}"
+    else:
+        file_id, role = None, "new"
+    status = "rejected" if ix.error else "ok"
+    row = (
+        ix.path,
+        os.path.basename(ix.path),
+        os.path.dirname(ix.path),
+        ix.size,
+        ix.mtime_ns,
+        ix.digest,
+        _layout(ix.hdus, ix.data_hdu, ix.path) if ix.hdus else None,
+        len(ix.hdus),
+        ix.data_hdu,
+        status,
+        ix.error,
+        now,
+        activity_id,
+    )
+    if file_id is None:
+        file_id = conn.execute(
+            "INSERT INTO files (path, name, directory, size, mtime_ns, content_hash, layout,"
+            " n_hdus, data_hdu, status, error, indexed_at, activity_id, first_seen_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            row + (now,),
+        ).lastrowid
+    else:
+        conn.execute(
+            "UPDATE files SET path = ?, name = ?, directory = ?, size = ?, mtime_ns = ?,"
+            " content_hash = ?, layout = ?, n_hdus = ?, data_hdu = ?, status = ?, error = ?,"
+            " indexed_at = ?, activity_id = ? WHERE file_id = ?",
+            row + (file_id,),
+        )
+    if role in ("new", "changed"):
+        _insert_headers(conn, file_id, ix)
+    entity = provenance.record_entity(conn, "raw", ix.path, ix.digest, ix.size, file_id)
+    if ix.error:
+        provenance.record_used(conn, activity_id, entity, "rejected", ix.error)
+        _problem(conn, activity_id, file_id, ix.path, "error", ix.error, now, report)
+        report.outcomes["rejected"] += 1
+    else:
+        provenance.record_used(conn, activity_id, entity, role, note)
+        report.outcomes[role] += 1
+    for warning in ix.warnings:
+        _problem(conn, activity_id, file_id, ix.path, "warning", warning, now, report)
+
+
+def _insert_headers(conn, file_id: int, ix: _Indexed) -> None:
+    """Replace what the archive holds of a file's content: HDUs, cards, frame facts."""
+    for table in ("headers", "hdus", "observations"):
+        conn.execute(f"DELETE FROM {table} WHERE file_id = ?", (file_id,))
+    conn.executemany(
+        "INSERT INTO hdus (file_id, hdu, name, xtension, bitpix, naxis1, naxis2, n_cards,"
+        " header_offset, data_offset, data_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                file_id,
+                h.index,
+                h.name,
+                h.xtension,
+                _int_or_none(h.get("BITPIX")),
+                _int_or_none(h.get("NAXIS1")),
+                _int_or_none(h.get("NAXIS2")),
+                len(h.cards),
+                h.header_offset,
+                h.data_offset,
+                h.data_size,
+            )
+            for h in ix.hdus
+        ],
+    )
+    conn.executemany(
+        "INSERT INTO headers (file_id, hdu, position, keyword, value, comment, raw)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (file_id, h.index, pos, c.keyword, _sql_value(c.value), c.comment, c.raw)
+            for h in ix.hdus
+            for pos, c in enumerate(h.cards, 1)
+        ],
+    )
+    if ix.observation is not None:
+        columns = ", ".join(ix.observation)
+        conn.execute(
+            f"INSERT INTO observations (file_id, {columns})"
+            f" VALUES (?, {', '.join('?' * len(ix.observation))})",
+            (file_id, *ix.observation.values()),
+        )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _sql_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, complex):
+        return str(value)
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _problem(conn, activity_id, file_id, path, severity, text, now, report) -> None:
+    conn.execute(
+        "INSERT INTO problems (activity_id, file_id, path, severity, problem, at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (activity_id, file_id, path, severity, text, now),
+    )
+    report.problems.append(Problem(path, severity, text))

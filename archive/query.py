@@ -1,0 +1,74 @@
+"""Read-only questions to the archive: user SQL and the usual frame listings.
+
+Everything here runs on a read-only connection (see ``database.ReadOnlyArchive``), so a
+user's query can never change the record.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nota.archive.database import ReadOnlyArchive
+
+__all__ = ["run_query", "list_frames", "frame_summary", "FRAME_COLUMNS"]
+
+FRAME_COLUMNS = (
+    "filename", "night", "kind", "filter", "exptime", "date_obs", "airmass",
+    "naxis1", "naxis2", "binning", "object",
+)
+
+
+def run_query(
+    db_path: str | Path, sql: str, params: dict[str, Any] | None = None, time_limit: float = 10.0
+) -> tuple[list[str], list[tuple]]:
+    """Run one user SELECT on a read-only connection; returns (columns, rows)."""
+    with ReadOnlyArchive(db_path, time_limit=time_limit) as archive:
+        return archive.run(sql, params or {})
+
+
+def list_frames(
+    db_path: str | Path,
+    *,
+    night: str | None = None,
+    kind: str | None = None,
+    filter: str | None = None,
+    columns: tuple[str, ...] = FRAME_COLUMNS,
+) -> tuple[list[str], list[tuple]]:
+    """Frames of the archive, optionally of one night, kind and filter (name or wheel id)."""
+    where, params = [], {}
+    if night:
+        where.append("night = :night")
+        params["night"] = night
+    if kind:
+        where.append("kind = :kind")
+        params["kind"] = kind
+    if filter:
+        where.append(
+            "(filter = :filter COLLATE NOCASE OR ('/' || filter_ids || '/') LIKE '%/' || :filter || '/%')"
+        )
+        params["filter"] = filter
+    sql = f"SELECT {', '.join(columns)} FROM frames"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY night, date_obs, filename"
+    return run_query(db_path, sql, params)
+
+
+def frame_summary(db_path: str | Path, under: list[str] | None = None) -> list[dict[str, Any]]:
+    """Frames counted by night, kind and filter; only those below ``under`` when given."""
+    where, params = "", {}
+    if under:
+        clauses = []
+        for i, root in enumerate(under):
+            clauses.append(f"(path = :r{i} OR substr(path, 1, length(:p{i})) = :p{i})")
+            params[f"r{i}"] = root
+            params[f"p{i}"] = root.rstrip("/") + "/"
+        where = "WHERE " + " OR ".join(clauses)
+    columns, rows = run_query(
+        db_path,
+        "SELECT night, kind, coalesce(filter, '') AS filter, count(*) AS frames FROM frames "
+        f"{where} GROUP BY night, kind, filter ORDER BY night, kind, filter",
+        params,
+    )
+    return [dict(zip(columns, r)) for r in rows]

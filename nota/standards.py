@@ -1,0 +1,120 @@
+"""Spectrophotometric standard stars: the Oke (1990) table and their CALSPEC spectra.
+
+Shared by the simulator (which gives each standard its true magnitude) and the photometry
+step (which fits zero points against the same magnitudes).
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import io
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from nota.instruments import Filter
+from nota.passbands import ab_magnitude, passband_for_filter
+
+__all__ = [
+    "CALSPEC_FILES",
+    "StandardStar",
+    "canonical_name",
+    "load_calspec",
+    "read_oke_table",
+    "synthetic_magnitudes",
+]
+
+log = logging.getLogger(__name__)
+
+# Canonical name (as in the instrument profile's [standards]) -> CALSPEC file in nota/data.
+CALSPEC_FILES = {
+    "HZ 44": "hz44_stis_006.fits.gz",
+    "BD+75 325": "bd_75d325_stis_006.fits.gz",
+    "Feige 34": "feige34_stis_006.fits.gz",
+}
+
+
+@dataclass(frozen=True)
+class StandardStar:
+    """One row of the Oke (1990) table; magnitudes are V (Johnson) and AB at 5460 Å."""
+
+    name: str
+    ra_deg: float
+    dec_deg: float
+    sptype: str
+    v_mag: float | None
+    ab_5460: float | None
+
+
+def canonical_name(name: str) -> str:
+    """'BD+75° 325', 'BD+75d325' and 'bd+75 325' all become 'BD+75 325'; 'HZ44' 'HZ 44'."""
+    text = name.strip().replace("°", " ")
+    text = re.sub(r"(?i)^bd\s*([+-])\s*(\d+)\s*d?\s*(\d+)$", r"BD\1\2 \3", text)
+    text = re.sub(r"(?i)^(hz|feige|grw|g|gd|ltt|hd|sa)\s*(\d)", lambda m: m[1] + " " + m[2], text)
+    text = re.sub(r"\s+", " ", text)
+    for known in CALSPEC_FILES:
+        if known.lower() == text.lower():
+            return known
+    return text
+
+
+def _sexagesimal(text: str, hours: bool) -> float:
+    sign = -1.0 if text.strip().startswith("-") else 1.0
+    d, m, s = (abs(float(p)) for p in text.split(":"))
+    value = sign * (d + m / 60 + s / 3600)
+    return value * 15.0 if hours else value
+
+
+@functools.cache
+def read_oke_table() -> dict[str, StandardStar]:
+    """The Oke (1990) standards shipped in ``nota/data``, by canonical name."""
+    text = resources.files("nota").joinpath("data", "oke1990_standards.txt").read_text()
+    stars: dict[str, StandardStar] = {}
+    pattern = re.compile(
+        r"^\d+\s+(?P<name>.+?)\s+(?P<ra>\d\d:\d\d:\d\d\.?\d*)\s+(?P<dec>[+-]\d\d:\d\d:\d\d)"
+        r"\s+(?P<sp>\S+)\s+(?P<v>-|[\d.]+)\s+(?P<ab>[\d.]+)"
+    )
+    for line in text.splitlines():
+        match = pattern.match(line.strip())
+        if not match:
+            continue
+        name = canonical_name(match["name"])
+        stars[name] = StandardStar(
+            name=name,
+            ra_deg=_sexagesimal(match["ra"], hours=True),
+            dec_deg=_sexagesimal(match["dec"], hours=False),
+            sptype=match["sp"],
+            v_mag=None if match["v"] == "-" else float(match["v"]),
+            ab_5460=float(match["ab"]),
+        )
+    return stars
+
+
+@functools.cache
+def load_calspec(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """CALSPEC spectrum of a standard: wavelength (Å) and flux (erg/s/cm²/Å)."""
+    from astropy.io import fits
+
+    key = canonical_name(name)
+    if key not in CALSPEC_FILES:
+        raise KeyError(f"no CALSPEC spectrum shipped for {name!r}")
+    raw = resources.files("nota").joinpath("data", "calspec", CALSPEC_FILES[key]).read_bytes()
+    with fits.open(io.BytesIO(gzip.decompress(raw))) as hdul:
+        table = hdul[1].data
+        wavelength = np.array(table["WAVELENGTH"], dtype=float)
+        flux = np.array(table["FLUX"], dtype=float)
+    good = np.isfinite(flux) & (flux > 0)
+    return wavelength[good], flux[good]
+
+
+def synthetic_magnitudes(name: str, filters: list[Filter]) -> dict[str, float]:
+    """AB magnitudes of a standard through each filter, keyed by the filter's short name."""
+    wavelength, flux = load_calspec(name)
+    return {
+        f.short_name: round(ab_magnitude(wavelength, flux, passband_for_filter(f)), 4)
+        for f in filters
+    }

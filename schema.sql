@@ -1,0 +1,163 @@
+-- The nota archive: one SQLite file per archive.
+--
+-- This file is the one description of the database's shape. nota applies it to a new
+-- database; an older database is brought up to date by the numbered migrations in
+-- archive/migrations.py, and a test checks that both roads end in the same schema.
+-- Times are ISO 8601 UTC text; *_json columns hold JSON.
+
+PRAGMA user_version = 1;
+
+-- Every file ingest has seen, good or bad.
+CREATE TABLE files (
+    file_id       INTEGER PRIMARY KEY,
+    path          TEXT NOT NULL UNIQUE,   -- absolute path on disk
+    name          TEXT NOT NULL,          -- file name without directory
+    directory     TEXT NOT NULL,
+    size          INTEGER,                -- bytes
+    mtime_ns      INTEGER,                -- modification time, ns since the epoch
+    content_hash  TEXT,                   -- BLAKE3 of the file's bytes (hex)
+    layout        TEXT,                   -- simple | mef | tile-compressed, +gzip when gzipped
+    n_hdus        INTEGER,
+    data_hdu      INTEGER,                -- index of the HDU that holds the image
+    status        TEXT NOT NULL CHECK (status IN ('ok', 'rejected', 'missing')),
+    error         TEXT,                   -- why a file was rejected
+    first_seen_at TEXT NOT NULL,
+    indexed_at    TEXT NOT NULL,
+    activity_id   INTEGER REFERENCES activities (activity_id)  -- the ingest that indexed it
+);
+CREATE INDEX files_content_hash ON files (content_hash);
+
+-- One row per header-data unit.
+CREATE TABLE hdus (
+    file_id       INTEGER NOT NULL REFERENCES files (file_id) ON DELETE CASCADE,
+    hdu           INTEGER NOT NULL,       -- 0 is the primary HDU
+    name          TEXT,                   -- EXTNAME, or PRIMARY
+    xtension      TEXT,                   -- PRIMARY, IMAGE, BINTABLE, ...
+    bitpix        INTEGER,
+    naxis1        INTEGER,
+    naxis2        INTEGER,
+    n_cards       INTEGER NOT NULL,
+    header_offset INTEGER NOT NULL,       -- byte offset of the header in the (unzipped) file
+    data_offset   INTEGER NOT NULL,
+    data_size     INTEGER NOT NULL,       -- bytes, before padding
+    PRIMARY KEY (file_id, hdu)
+) WITHOUT ROWID;
+
+-- Every header card, in order: COMMENT, HISTORY, blank and repeated keywords included.
+CREATE TABLE headers (
+    file_id   INTEGER NOT NULL REFERENCES files (file_id) ON DELETE CASCADE,
+    hdu       INTEGER NOT NULL,
+    position  INTEGER NOT NULL,           -- 1 for the first card of the HDU
+    keyword   TEXT NOT NULL,              -- '' for blank cards; 'HIERARCH X Y' kept whole
+    value,                                -- typed: TEXT, INTEGER, REAL; logicals as 1/0
+    comment   TEXT,
+    raw       TEXT,                       -- the value exactly as written in the card
+    PRIMARY KEY (file_id, hdu, position)
+) WITHOUT ROWID;
+CREATE INDEX headers_keyword ON headers (keyword, value);
+
+-- What users select on, normalised by the instrument profile at ingest.
+CREATE TABLE observations (
+    file_id     INTEGER PRIMARY KEY REFERENCES files (file_id) ON DELETE CASCADE,
+    instrument  TEXT,                     -- profile name, e.g. ALFOSC; NULL if unknown
+    night       TEXT,                     -- local date on which the night began
+    kind        TEXT NOT NULL,            -- bias, dome_flat, sky_flat, standard, science, focus, unknown
+    kind_rule   TEXT NOT NULL,            -- the profile rule that decided the kind
+    filter      TEXT,                     -- filter name from the wheel ids; NULL when open
+    filter_ids  TEXT,                     -- the wheel ids in the beam, e.g. '76' or '0/78'
+    exptime     REAL,                     -- s
+    date_obs    TEXT,                     -- start of exposure, UTC
+    mjd         REAL,                     -- modified Julian date of date_obs
+    airmass     REAL,
+    naxis1      INTEGER,                  -- image columns
+    naxis2      INTEGER,                  -- image rows
+    binning     TEXT,                     -- 'XxY'
+    object      TEXT,                     -- the observers' OBJECT
+    imagetyp    TEXT,
+    ra          REAL,                     -- deg, telescope pointing
+    dec         REAL,                     -- deg
+    gain        REAL,                     -- e-/ADU
+    read_noise  REAL                      -- e-
+);
+CREATE INDEX observations_night_kind ON observations (night, kind, filter);
+
+-- Provenance, after W3C PROV: activities use and generate entities.
+CREATE TABLE activities (
+    activity_id     INTEGER PRIMARY KEY,
+    step            TEXT NOT NULL,        -- ingest, master_bias, ...
+    parameters_json TEXT,                 -- the arguments the step ran with
+    nota_version    TEXT,
+    versions_json   TEXT,                 -- versions of the libraries that did the work
+    host            TEXT,
+    started_at      TEXT NOT NULL,
+    ended_at        TEXT,
+    status          TEXT NOT NULL CHECK (status IN ('running', 'ok', 'partial', 'failed')),
+    message         TEXT
+);
+
+-- A file with particular content: a raw frame as ingest saw it, or a product.
+CREATE TABLE entities (
+    entity_id    INTEGER PRIMARY KEY,
+    kind         TEXT NOT NULL,           -- raw, product
+    path         TEXT NOT NULL,
+    content_hash TEXT,
+    size         INTEGER,
+    file_id      INTEGER REFERENCES files (file_id),
+    created_at   TEXT NOT NULL,
+    UNIQUE (path, content_hash)
+);
+
+CREATE TABLE used (
+    activity_id INTEGER NOT NULL REFERENCES activities (activity_id),
+    entity_id   INTEGER NOT NULL REFERENCES entities (entity_id),
+    role        TEXT NOT NULL,            -- for ingest: new, unchanged, changed, renamed, rejected
+    note        TEXT,                     -- e.g. the old path of a renamed file
+    PRIMARY KEY (activity_id, entity_id, role)
+) WITHOUT ROWID;
+
+CREATE TABLE generated (
+    activity_id INTEGER NOT NULL REFERENCES activities (activity_id),
+    entity_id   INTEGER NOT NULL REFERENCES entities (entity_id),
+    role        TEXT NOT NULL,
+    PRIMARY KEY (activity_id, entity_id, role)
+) WITHOUT ROWID;
+CREATE INDEX generated_entity ON generated (entity_id);
+
+-- What went wrong with which file, and when: one line a user can act on.
+CREATE TABLE problems (
+    problem_id  INTEGER PRIMARY KEY,
+    activity_id INTEGER REFERENCES activities (activity_id),
+    file_id     INTEGER REFERENCES files (file_id) ON DELETE CASCADE,
+    path        TEXT NOT NULL,
+    severity    TEXT NOT NULL CHECK (severity IN ('error', 'warning')),
+    problem     TEXT NOT NULL,
+    at          TEXT NOT NULL
+);
+
+-- The frames users select from: one row per good file, normalised.
+CREATE VIEW frames AS
+SELECT
+    f.file_id,
+    f.name AS filename,
+    f.path,
+    o.night,
+    o.instrument,
+    o.kind,
+    o.kind_rule,
+    o.filter,
+    o.filter_ids,
+    o.exptime,
+    o.date_obs,
+    o.mjd,
+    o.airmass,
+    o.naxis1,
+    o.naxis2,
+    o.binning,
+    o.object,
+    o.imagetyp,
+    o.ra,
+    o.dec,
+    f.content_hash
+FROM files AS f
+JOIN observations AS o USING (file_id)
+WHERE f.status = 'ok';
