@@ -166,10 +166,8 @@ class ReadOnlyArchive:
             cursor = self.conn.execute(sql, params)
             columns = [d[0] for d in cursor.description or ()]
             rows = [tuple(r) for r in cursor.fetchall()]
-        except sqlite3.OperationalError as exc:
-            raise _query_error(str(exc), self.time_limit) from None
         except (sqlite3.Warning, sqlite3.DatabaseError) as exc:
-            raise QueryError(f"SQL error: {exc}") from None
+            raise _query_error(str(exc), self.time_limit) from None
         return columns, rows
 
     def close(self) -> None:

@@ -1,0 +1,31 @@
+# nota: the two commands that do everything on a fresh machine are `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEMO   := demo
+export NOTA_DB ?= $(DEMO)/nota.db
+
+.PHONY: demo test bench venv clean
+
+$(BIN)/nota: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(BIN)/nota
+
+# Simulate the built-in night (NOT/ALFOSC, 2008-04-12), index it and print what it found.
+demo: venv
+	rm -rf $(DEMO)
+	$(BIN)/nota simulate $(DEMO)
+	$(BIN)/nota --db $(NOTA_DB) ingest $(DEMO)/N1
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+bench: venv
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(DEMO) bench/out .pytest_cache

@@ -1,0 +1,77 @@
+"""Shared fixtures: real FITS files on disk, a real SQLite archive, state kept in tmp_path."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from nota.archive.database import open_database
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Every test gets its own archive path and no CI-only behaviour leaks between tests."""
+    monkeypatch.setenv("NOTA_DB", str(tmp_path / "nota.db"))
+
+
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    return tmp_path / "nota.db"
+
+
+@pytest.fixture
+def archive(db_path):
+    """A migrated archive in tmp_path, closed after the test."""
+    db = open_database(db_path)
+    yield db
+    db.conn.close()
+
+
+def alfosc_header(**cards) -> fits.Header:
+    """A minimal ALFOSC-like primary header; keyword arguments add or override cards."""
+    header = fits.Header()
+    header["FILENAME"] = "ALrd120001.fits"
+    header["TELESCOP"] = "NOT"
+    header["INSTRUME"] = "ALFOSC_FASU"
+    header["OBJECT"] = "Bias afternoon"
+    header["IMAGETYP"] = "BIAS"
+    header["EXPTIME"] = 0.0
+    header["DATE-OBS"] = "2008-04-12T16:01:02.500"
+    header["AIRMASS"] = 1.0
+    header["ALFLTID"] = 76
+    header["FAFLTID"] = 0
+    header["FBFLTID"] = 0
+    header["DETXBIN"] = 4
+    header["DETYBIN"] = 4
+    header["COMMENT"] = "written by the nota test-suite"
+    for key, value in cards.items():
+        header[key.replace("_", "-") if key == "DATE_OBS" else key] = value
+    return header
+
+
+@pytest.fixture
+def write_frame(tmp_path):
+    """Factory: write a small ALFOSC-like uint16 frame (4x4 binned shape) and return its path."""
+
+    def write(name: str, shape=(513, 550), mef: bool = False, **cards) -> Path:
+        path = tmp_path / "raw" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = np.full(shape, 355, dtype=np.uint16)
+        header = alfosc_header(FILENAME=name, **cards)
+        if mef:
+            hdul = fits.HDUList([fits.PrimaryHDU(header=header), fits.ImageHDU(data, name="im1")])
+        else:
+            hdul = fits.HDUList([fits.PrimaryHDU(data, header=header)])
+        hdul.writeto(path)
+        return path
+
+    return write
+
+
+def file_digests(paths) -> dict[str, str]:
+    """sha256 of each file, to prove raw files were not changed."""
+    return {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths}

@@ -1,0 +1,63 @@
+"""The CLI: help with an example on every command, and output scripts can read."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from nota.archive.ingest import ingest
+from nota.cli import app
+
+COMMANDS = sorted(get_command(app).commands)
+
+
+def test_there_are_commands():
+    assert {"simulate", "ingest", "query", "frames"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(command):
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example:" in result.output
+    assert "nota " in result.output.split("Example:")[1]
+
+
+def test_query_json_csv_and_table(archive, write_frame, tmp_path, db_path):
+    write_frame("ALrd120001.fits")
+    write_frame("ALrd120050.fits", OBJECT="Sky Flat evening", IMAGETYP="OBJECT", EXPTIME=17.0, ALFLTID=0, FBFLTID=78)
+    ingest(archive, [tmp_path / "raw"])
+    runner = CliRunner()
+    sql = "SELECT filename, kind, exptime FROM frames WHERE object REGEXP 'flat' ORDER BY filename"
+    out = runner.invoke(app, ["--db", str(db_path), "query", sql, "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout) == [{"filename": "ALrd120050.fits", "kind": "sky_flat", "exptime": 17.0}]
+    out = runner.invoke(app, ["--db", str(db_path), "query", sql, "--csv"])
+    assert list(csv.reader(io.StringIO(out.stdout)))[1] == ["ALrd120050.fits", "sky_flat", "17.0"]
+    out = runner.invoke(app, ["--db", str(db_path), "query", "SELECT count(*) AS n FROM frames WHERE exptime > :t", "-p", "t=1"])
+    assert "1" in out.stdout
+    refused = runner.invoke(app, ["--db", str(db_path), "query", "DELETE FROM files"])
+    assert refused.exit_code == 1 and refused.output.startswith("Error: refused")
+
+
+def test_frames_filters(archive, write_frame, tmp_path, db_path):
+    write_frame("ALrd120001.fits")
+    write_frame("ALrd120057.fits", OBJECT="Sky Flat evening", IMAGETYP="OBJECT", EXPTIME=2.5, ALFLTID=76)
+    write_frame("ALrd120050.fits", OBJECT="Sky Flat evening", IMAGETYP="OBJECT", EXPTIME=17.0, ALFLTID=0, FBFLTID=78)
+    ingest(archive, [tmp_path / "raw"])
+    runner = CliRunner()
+
+    def names(*args):
+        out = runner.invoke(app, ["--db", str(db_path), "frames", "--json", *args])
+        assert out.exit_code == 0, out.output
+        return [r["filename"] for r in json.loads(out.stdout)]
+
+    assert names("--kind", "sky_flat", "--filter", "R") == ["ALrd120057.fits"]
+    assert names("--filter", "78") == ["ALrd120050.fits"]
+    assert names("--night", "2008-04-12", "--kind", "bias") == ["ALrd120001.fits"]
+    assert names("--night", "2008-04-13") == []

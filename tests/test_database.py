@@ -1,0 +1,99 @@
+"""The archive database: one schema, migrations that agree with it, and a read-only guard."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from nota.archive.database import ReadOnlyArchive, open_database, schema_sql, schema_version
+from nota.archive.migrations import MIGRATIONS
+from nota.errors import DatabaseError, QueryError
+
+
+def shape(conn: sqlite3.Connection) -> set[tuple[str, str, str]]:
+    return {
+        (row[0], row[1], " ".join(row[2].split()))
+        for row in conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'"
+        )
+    }
+
+
+def test_schema_sql_is_what_a_fresh_archive_holds(db_path):
+    db = open_database(db_path)
+    reference = sqlite3.connect(":memory:")
+    reference.executescript(schema_sql())
+    assert shape(db.conn) == shape(reference)
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == schema_version()
+    assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert {"files", "headers", "observations", "activities", "used"} <= set(db.table_names())
+    assert "frames" in db.view_names()
+
+
+def test_migrations_reach_the_schema_version():
+    targets = [target for target, _ in MIGRATIONS]
+    assert targets == sorted(targets)
+    assert all(t <= schema_version() for t in targets)
+    if targets:
+        assert targets[-1] == schema_version()
+
+
+def test_reopening_keeps_the_data(db_path):
+    db = open_database(db_path)
+    db.conn.execute("INSERT INTO activities (step, started_at, status) VALUES ('x', 'now', 'ok')")
+    db.conn.close()
+    assert open_database(db_path).conn.execute("SELECT count(*) FROM activities").fetchone()[0] == 1
+
+
+def test_refuses_a_newer_or_foreign_database(tmp_path):
+    newer = tmp_path / "newer.db"
+    conn = sqlite3.connect(newer)
+    conn.execute(f"PRAGMA user_version = {schema_version() + 1}")
+    conn.close()
+    with pytest.raises(DatabaseError, match="newer nota"):
+        open_database(newer)
+    foreign = tmp_path / "foreign.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    with pytest.raises(DatabaseError, match="not a nota archive"):
+        open_database(foreign)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(DatabaseError, match="junk.db"):
+        open_database(junk)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO activities (step, started_at, status) VALUES ('x', 'now', 'ok')",
+        "DELETE FROM files",
+        "DROP TABLE files",
+        "CREATE TABLE evil (x)",
+        "ATTACH DATABASE ':memory:' AS other",
+        "PRAGMA journal_mode = DELETE",
+        "SELECT load_extension('/tmp/evil.so')",
+    ],
+)
+def test_user_sql_cannot_write_or_attach(archive, db_path, sql):
+    with ReadOnlyArchive(db_path) as ro:
+        with pytest.raises(QueryError, match="refused|not authorized|SQL error"):
+            ro.run(sql)
+    assert archive.conn.execute("SELECT count(*) FROM activities").fetchone()[0] == 0
+    assert "evil" not in archive.table_names()
+
+
+def test_user_sql_has_a_time_limit(archive, db_path):
+    endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
+    with ReadOnlyArchive(db_path, time_limit=0.3) as ro:
+        with pytest.raises(QueryError, match="time limit"):
+            ro.run(endless)
+        # The connection is still usable for the next query.
+        assert ro.run("SELECT 1 + 1")[1] == [(2,)]
+
+
+def test_regexp_in_user_sql(archive, db_path):
+    with ReadOnlyArchive(db_path) as ro:
+        assert ro.run("SELECT 'Sky Flat evening' REGEXP 'flat', 'Bias' REGEXP 'flat'")[1] == [(1, 0)]
