@@ -15,7 +15,7 @@ CREATE TABLE files (
     directory     TEXT NOT NULL,
     size          INTEGER,                -- bytes
     mtime_ns      INTEGER,                -- modification time, ns since the epoch
-    content_hash  TEXT,                   -- BLAKE3 of the file's bytes (hex)
+    content_hash  TEXT,                   -- XXH3-128 of the file's bytes (hex)
     layout        TEXT,                   -- simple | mef | tile-compressed, +gzip when gzipped
     n_hdus        INTEGER,
     data_hdu      INTEGER,                -- index of the HDU that holds the image

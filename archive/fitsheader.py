@@ -14,7 +14,7 @@ import io
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from nota.errors import FitsError
 
@@ -25,8 +25,7 @@ COMMENTARY = frozenset({"COMMENT", "HISTORY", ""})
 __all__ = ["Card", "Hdu", "Truncated", "read_hdus", "read_file_hdus", "parse_value"]
 
 
-@dataclass(frozen=True)
-class Card:
+class Card(NamedTuple):
     """One header card as FITS writes it; ``value`` typed, ``raw`` the value text as found."""
 
     keyword: str
@@ -103,78 +102,93 @@ def parse_value(text: str) -> Any:
     return UnparsableValue(t)
 
 
+_STRING = re.compile(r"'((?:[^']|'')*)'")
+_VALUE_CACHE: dict[str, Any] = {}  # value texts repeat across files: parse each once
+
+
 def _split_value_comment(body: str) -> tuple[Any, str, str, bool]:
     """Split the part after ``= `` into (value, comment, raw value text, is_string)."""
     stripped = body.lstrip()
-    if stripped.startswith("'"):
+    if stripped[:1] == "'":
         # A string: quotes doubled inside, ends at the first lone quote.
-        i = 1
-        chars = []
-        n = len(stripped)
-        while i < n:
-            c = stripped[i]
-            if c == "'":
-                if i + 1 < n and stripped[i + 1] == "'":
-                    chars.append("'")
-                    i += 2
-                    continue
-                break
-            chars.append(c)
-            i += 1
-        else:
+        m = _STRING.match(stripped)
+        if m is None:
             # No closing quote: not valid FITS; keep the text as it is.
-            return UnparsableValue(stripped), "", stripped, False
-        value = "".join(chars).rstrip()
-        rest = stripped[i + 1 :]
+            return UnparsableValue(stripped.rstrip()), "", stripped.rstrip(), False
+        end = m.end()
+        value = m.group(1).replace("''", "'").rstrip()
+        rest = stripped[end:]
         slash = rest.find("/")
         comment = rest[slash + 1 :].strip() if slash >= 0 else ""
-        return value, comment, stripped[: i + 1], True
+        return value, comment, stripped[:end], True
     slash = body.find("/")
-    raw = body[:slash] if slash >= 0 else body
-    comment = body[slash + 1 :].strip() if slash >= 0 else ""
-    return parse_value(raw), comment, raw.strip(), False
+    if slash >= 0:
+        raw, comment = body[:slash].strip(), body[slash + 1 :].strip()
+    else:
+        raw, comment = body.strip(), ""
+    try:
+        value = _VALUE_CACHE[raw]
+    except KeyError:
+        value = parse_value(raw)
+        if len(_VALUE_CACHE) < 100_000:
+            _VALUE_CACHE[raw] = value
+    return value, comment, raw, False
+
+
+# Most cards repeat exactly from file to file of a night: parse each distinct card once.
+_CARD_CACHE: dict[str, tuple[Card, bool]] = {}
+
+
+def _parse_card(image: str) -> tuple[str, Any, str, str, bool]:
+    """(keyword, value, comment, raw, is_string) of one 80-character card image."""
+    keyword = image[:8].rstrip()
+    if keyword == "HIERARCH":
+        eq = image.find("=")
+        if eq < 0:
+            return keyword, image[8:].rstrip(), "", image[8:].rstrip(), False
+        value, comment, raw, is_string = _split_value_comment(image[eq + 1 :])
+        return "HIERARCH " + image[8:eq].strip(), value, comment, raw, is_string
+    if keyword in COMMENTARY or image[8:10] != "= ":
+        if keyword == "" and image.strip() == "":
+            return "", "", "", "", False  # blank cards: astropy keeps them, and so do we
+        # A keyword with no value indicator is commentary text too (FITS 4.1.2.2).
+        text = image[8:].rstrip()
+        return keyword, text, "", text, False
+    value, comment, raw, is_string = _split_value_comment(image[10:])
+    return keyword, value, comment, raw, is_string
 
 
 def parse_cards(text: str) -> tuple[list[Card], list[str]]:
     """Parse a header's cards (END excluded) into ``Card``s, with warnings for odd ones."""
     cards: list[Card] = []
     warnings: list[str] = []
+    cache = _CARD_CACHE
     continuing = False  # the previous card was a string ending in '&'
     for start in range(0, len(text), CARD):
         image = text[start : start + CARD]
-        keyword = image[:8].rstrip()
+        cached = cache.get(image)
+        if cached is None:
+            keyword, value, comment, raw, is_string = _parse_card(image)
+            cached = (Card(keyword, value, comment, raw), is_string)
+            if len(cache) < 200_000:
+                cache[image] = cached
+        card, is_string = cached
+        keyword, value = card.keyword, card.value
         if keyword == "CONTINUE" and continuing and cards:
+            # A long string: astropy shows it as one card, and so do we.
             value, comment, raw, is_string = _split_value_comment(image[8:])
             prev = cards[-1]
-            head = prev.value[:-1] if isinstance(prev.value, str) else prev.value
             joined_comment = " ".join(c for c in (prev.comment, comment) if c)
-            merged = head + (value if isinstance(value, str) else str(value))
+            merged = prev.value[:-1] + (value if isinstance(value, str) else str(value))
             cards[-1] = Card(prev.keyword, merged, joined_comment, prev.raw + " " + raw)
             continuing = is_string and merged.endswith("&")
             continue
-        continuing = False
-        if keyword in COMMENTARY or (keyword != "HIERARCH" and image[8:10] != "= "):
-            if keyword == "" and image.strip() == "":
-                # Blank cards: astropy keeps them, and so do we.
-                cards.append(Card("", "", "", ""))
-                continue
-            # A keyword with no value indicator is commentary text too (FITS 4.1.2.2).
-            cards.append(Card(keyword, image[8:].rstrip(), "", image[8:].rstrip()))
-            continue
-        if keyword == "HIERARCH":
-            eq = image.find("=")
-            if eq < 0:
-                cards.append(Card(keyword, image[8:].rstrip(), "", image[8:].rstrip()))
-                continue
-            keyword = "HIERARCH " + image[8:eq].strip()
-            body = image[eq + 1 :]
-        else:
-            body = image[10:]
-        value, comment, raw, is_string = _split_value_comment(body)
-        if isinstance(value, UnparsableValue):
-            warnings.append(f"card {len(cards) + 1} ({keyword}): value {raw!r} is not valid FITS")
-        cards.append(Card(keyword, value, comment, raw))
-        continuing = is_string and isinstance(value, str) and value.endswith("&")
+        if type(value) is UnparsableValue:
+            warnings.append(
+                f"card {len(cards) + 1} ({keyword}): value {card.raw!r} is not valid FITS"
+            )
+        cards.append(card)
+        continuing = is_string and value.endswith("&")
     return cards, warnings
 
 
@@ -284,11 +298,16 @@ class Truncated(FitsError):
         self.hdus = hdus
 
 
+_END_CARD = b"END" + b" " * 77
+
+
 def _find_end(block: bytes) -> int | None:
     """Byte offset of the END card's start within a header block, or None."""
-    for pos in range(0, BLOCK, CARD):
-        if block[pos : pos + 3] == b"END" and block[pos + 3 : pos + CARD].strip(b" ") == b"":
+    pos = block.find(_END_CARD)
+    while pos >= 0:
+        if pos % CARD == 0:
             return pos
+        pos = block.find(_END_CARD, pos + 1)
     return None
 
 

@@ -27,7 +27,7 @@ __all__ = [
     "record_generated",
 ]
 
-_LIBRARIES = ("astropy", "numpy", "ccdproc", "sqlite-utils", "blake3")
+_LIBRARIES = ("astropy", "numpy", "ccdproc", "sqlite-utils", "xxhash")
 
 
 def utc_now() -> str:

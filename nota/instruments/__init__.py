@@ -96,13 +96,14 @@ class Profile:
         return False
 
 
-def available_profiles() -> list[str]:
+@functools.cache
+def available_profiles() -> tuple[str, ...]:
     """Names of the profiles shipped with nota."""
-    return sorted(
+    return tuple(sorted(
         p.name.removesuffix(".toml")
         for p in resources.files(__name__).iterdir()
         if p.name.endswith(".toml")
-    )
+    ))
 
 
 @functools.cache

@@ -1,0 +1,113 @@
+"""Benchmark: nota ingest against ccdproc's ImageFileCollection and a plain read of the bytes.
+
+On the same simulated frames, in one run:
+  * plain read     -- read every file's bytes once (the floor for anything that hashes them);
+  * peer           -- ccdproc.ImageFileCollection(location, keywords='*') over each night,
+                      the lecture's way of seeing every header;
+  * nota ingest    -- every card of every HDU into SQLite, content hashes, frames normalised;
+  * nota re-ingest -- the same directories again (nothing changed).
+Prints files per second for each and the ratios. Aims: nota at least 10x ImageFileCollection
+while storing every card; nota's full ingest within 1.5x the plain read.
+
+    python bench/ingest.py                 # ten full-size nights (about 1,300 frames, 12 GB)
+    python bench/ingest.py --nights 2 --small
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from nota.archive.database import open_database
+from nota.archive.ingest import ingest, iter_fits
+from nota.simulate import simulate_run
+
+
+def timed(fn):
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = fn()
+    return result, time.perf_counter() - t0, time.process_time() - c0
+
+
+def ensure_nights(out: Path, nights: int, small: bool) -> list[Path]:
+    """Simulate the run once and reuse it: the frames are deterministic for the seed."""
+    stamp = out / f".complete-{nights}-{'small' if small else 'full'}"
+    dirs = [out / f"N{i}" for i in range(1, nights + 1)]
+    if not stamp.exists():
+        print(f"simulating {nights} night(s) into {out} ...", flush=True)
+        _, wall, _ = timed(lambda: simulate_run(out, nights=nights, seed=2008, small=small))
+        print(f"  simulated in {wall:.0f} s", flush=True)
+        stamp.touch()
+    return dirs
+
+
+def plain_read(files: list[Path]) -> int:
+    total = 0
+    for f in files:
+        with open(f, "rb") as fh:
+            total += len(fh.read())
+    return total
+
+
+def peer(dirs: list[Path]) -> int:
+    from ccdproc import ImageFileCollection
+
+    n = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for d in dirs:
+            collection = ImageFileCollection(str(d), keywords="*")
+            n += len(collection.summary)
+    return n
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nights", type=int, default=10)
+    parser.add_argument("--small", action="store_true", help="4x4-binned frames (quick check)")
+    parser.add_argument("--out", type=Path, default=Path("bench/out/ingest"))
+    args = parser.parse_args()
+
+    dirs = ensure_nights(args.out, args.nights, args.small)
+    files = list(iter_fits(dirs))
+    size = sum(f.stat().st_size for f in files)
+    print(f"{len(files)} files, {size / 1e9:.2f} GB in {len(dirs)} night(s)")
+    plain_read(files)  # warm the page cache so every contender reads from memory
+
+    nbytes, read_wall, read_cpu = timed(lambda: plain_read(files))
+    n_peer, peer_wall, peer_cpu = timed(lambda: peer(dirs))
+    with tempfile.TemporaryDirectory() as tmp:
+        db = open_database(Path(tmp) / "bench.db")
+        report, nota_wall, nota_cpu = timed(lambda: ingest(db, dirs))
+        cards = db.conn.execute("SELECT count(*) FROM headers").fetchone()[0]
+        again, re_wall, re_cpu = timed(lambda: ingest(db, dirs))
+        db.conn.close()
+    assert report.outcomes["new"] == len(files), report.outcomes
+    assert n_peer == len(files), n_peer
+
+    def rate(seconds: float) -> str:
+        return f"{len(files) / seconds:9.1f} files/s"
+
+    print()
+    print(f"{'':24} {'wall s':>8} {'cpu s':>8}   rate")
+    print(f"{'plain read of bytes':24} {read_wall:8.2f} {read_cpu:8.2f}   {rate(read_wall)}  ({nbytes / read_wall / 1e9:.2f} GB/s)")
+    print(f"{'ImageFileCollection *':24} {peer_wall:8.2f} {peer_cpu:8.2f}   {rate(peer_wall)}")
+    print(f"{'nota ingest':24} {nota_wall:8.2f} {nota_cpu:8.2f}   {rate(nota_wall)}  ({cards} cards stored)")
+    print(f"{'nota re-ingest':24} {re_wall:8.2f} {re_cpu:8.2f}   {rate(re_wall)}")
+    print()
+    speedup = peer_wall / nota_wall
+    over_floor = nota_wall / read_wall
+    print(f"ratio ImageFileCollection / nota ingest: {speedup:6.1f}x   (aim >= 10)")
+    print(f"ratio nota ingest / plain read:          {over_floor:6.2f}x   (aim <= 1.5)")
+    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
