@@ -161,3 +161,103 @@ SELECT
 FROM files AS f
 JOIN observations AS o USING (file_id)
 WHERE f.status = 'ok';
+
+-- Selections: named SQL conditions over the frames view (and header('KEYWORD')).
+CREATE TABLE selections (
+    name        TEXT PRIMARY KEY,
+    condition   TEXT NOT NULL,            -- a WHERE condition; may use :night, :filter, ...
+    doc         TEXT NOT NULL DEFAULT '',
+    source      TEXT NOT NULL,            -- profile:<name> for shipped ones, user for yours
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+
+-- Quality figures, measured once per file content on the profile's useful section.
+CREATE TABLE qc (
+    file_id            INTEGER PRIMARY KEY REFERENCES files (file_id) ON DELETE CASCADE,
+    content_hash       TEXT,              -- the content these figures describe
+    section            TEXT,              -- FITS section measured
+    n_pixels           INTEGER,
+    mean               REAL,              -- ADU, raw
+    median             REAL,              -- ADU, raw
+    std                REAL,              -- ADU, robust (1.4826 x MAD)
+    min                REAL,              -- ADU
+    max                REAL,              -- ADU
+    saturated_fraction REAL,              -- of the section's pixels at or above saturation
+    bias_level         REAL,              -- ADU, median of the overscan (BIASSEC)
+    signal             REAL,              -- ADU above the overscan level: median - bias_level
+    pattern_json       TEXT,              -- flats: coarse normalised illumination grid
+    bright_sources     INTEGER,           -- flats: compact sources well above the sky (stars)
+    measured_at        TEXT NOT NULL,
+    activity_id        INTEGER REFERENCES activities (activity_id)
+);
+
+-- Why a frame may be unfit: each flag carries its figure and the profile's threshold.
+CREATE TABLE flags (
+    flag_id     INTEGER PRIMARY KEY,
+    file_id     INTEGER NOT NULL REFERENCES files (file_id) ON DELETE CASCADE,
+    flag        TEXT NOT NULL,            -- odd_shape, too_faint, too_bright, pattern_mismatch, ...
+    figure      REAL,
+    threshold   REAL,
+    excludes    INTEGER NOT NULL,         -- 1: keeps the frame out of calibration groups
+    message     TEXT NOT NULL,
+    activity_id INTEGER REFERENCES activities (activity_id)
+);
+CREATE INDEX flags_file ON flags (file_id);
+
+-- The user's word, which outlives re-ingest and re-grouping.
+CREATE TABLE overrides (
+    file_id     INTEGER PRIMARY KEY REFERENCES files (file_id) ON DELETE CASCADE,
+    action      TEXT NOT NULL CHECK (action IN ('include', 'exclude')),
+    reason      TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+);
+
+-- Groups pinned to an explicit list of frames.
+CREATE TABLE group_pins (
+    group_key   TEXT NOT NULL,
+    file_id     INTEGER NOT NULL REFERENCES files (file_id) ON DELETE CASCADE,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (group_key, file_id)
+);
+
+-- Frames combined into one master: a master bias per night and readout, a master flat
+-- per night, filter and flat kind.
+CREATE TABLE calibration_groups (
+    group_id    INTEGER PRIMARY KEY,
+    group_key   TEXT NOT NULL UNIQUE,     -- stable name, e.g. master_flat/2008-04-12/R/sky_flat/550x513/4x4
+    purpose     TEXT NOT NULL,            -- master_bias, master_flat
+    night       TEXT NOT NULL,
+    instrument  TEXT,
+    filter      TEXT,
+    flat_kind   TEXT,                     -- sky_flat, dome_flat (master_flat only)
+    naxis1      INTEGER,
+    naxis2      INTEGER,
+    binning     TEXT,
+    selection   TEXT,                     -- the selection its candidates came from
+    n_members   INTEGER NOT NULL,
+    n_included  INTEGER NOT NULL,
+    usable      INTEGER NOT NULL,         -- 1 when it has enough good frames
+    preferred   INTEGER NOT NULL,         -- 1 for the group frames of its night and filter get
+    note        TEXT NOT NULL,            -- why (not) usable / preferred, in words
+    members_hash TEXT NOT NULL,           -- identifies the included membership
+    built_at    TEXT NOT NULL,
+    activity_id INTEGER REFERENCES activities (activity_id)
+);
+
+CREATE TABLE group_members (
+    group_id    INTEGER NOT NULL REFERENCES calibration_groups (group_id) ON DELETE CASCADE,
+    file_id     INTEGER NOT NULL REFERENCES files (file_id) ON DELETE CASCADE,
+    included    INTEGER NOT NULL,
+    reason      TEXT NOT NULL,            -- which flag or override decided, or 'good'
+    PRIMARY KEY (group_id, file_id)
+) WITHOUT ROWID;
+
+-- Which master each frame to be calibrated gets, and the rule that decided.
+CREATE TABLE associations (
+    file_id     INTEGER NOT NULL REFERENCES files (file_id) ON DELETE CASCADE,
+    purpose     TEXT NOT NULL,            -- master_bias, master_flat
+    group_id    INTEGER REFERENCES calibration_groups (group_id) ON DELETE SET NULL,
+    rule        TEXT NOT NULL,            -- same night / nearest night within N days / none: why
+    PRIMARY KEY (file_id, purpose)
+) WITHOUT ROWID;

@@ -23,8 +23,10 @@ def run_query(
     db_path: str | Path, sql: str, params: dict[str, Any] | None = None, time_limit: float = 10.0
 ) -> tuple[list[str], list[tuple]]:
     """Run one user SELECT on a read-only connection; returns (columns, rows)."""
+    from nota.archive.selections import expand_header_calls
+
     with ReadOnlyArchive(db_path, time_limit=time_limit) as archive:
-        return archive.run(sql, params or {})
+        return archive.run(expand_header_calls(sql), params or {})
 
 
 def list_frames(

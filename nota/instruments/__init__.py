@@ -72,6 +72,8 @@ class Profile:
     filters: Mapping[int, Filter]
     kinds: tuple[KindRule, ...]
     standards: Mapping[str, str] = field(default_factory=dict)
+    qc: Mapping[str, float] = field(default_factory=dict)
+    groups: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -144,6 +146,8 @@ def _profile_from_dict(key: str, raw: dict[str, Any]) -> Profile:
             filters=read_filter_table(table) if table else {},
             kinds=tuple(KindRule(**rule) for rule in raw.get("kinds", ())),
             standards=dict(raw.get("standards", {})),
+            qc=dict(raw.get("qc", {})),
+            groups=dict(raw.get("groups", {})),
         )
     except (KeyError, TypeError) as exc:
         raise ProfileError(f"instrument profile {key}.toml: missing or malformed {exc}") from exc

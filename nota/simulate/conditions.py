@@ -37,8 +37,8 @@ BASE_ZERO_POINT = {"B": 25.55, "V": 25.70, "R": 25.35, "NII_658": 21.45, "661_5"
 DARK_SKY = {"B": 0.9, "V": 2.0, "R": 3.5, "NII_658": 0.05, "661_5": 0.06}
 MOON_SKY = {"B": 5.0, "V": 9.0, "R": 16.5, "NII_658": 0.25, "661_5": 0.28}
 BIAS_LEVEL = 358.0
-# Night 1's ten afternoon biases, as the lecture measured them.
-NIGHT1_BIAS_LEVELS = (353.0, 355.0, 357.0, 358.0, 358.0, 358.0, 358.0, 358.0, 358.0, 358.0)
+# Night 1's ten afternoon biases: the lecture's truncated means (353, 355, 357, 358...).
+NIGHT1_BIAS_LEVELS = (353.3, 355.3, 357.3, 358.3, 358.3, 358.3, 358.3, 358.3, 358.3, 358.3)
 BINNED_PIXELS = 16     # a 4x4 binned pixel covers 16 unbinned ones
 
 

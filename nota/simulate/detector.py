@@ -106,7 +106,9 @@ def illumination(geo: Geometry) -> np.ndarray:
     bow = 2.0 * ((x - OPTICAL_CENTRE[0]) / OPTICAL_CENTRE[0]) ** 2
     bottom = _step(y[:, None] - (ILLUMINATED_ROWS[0] - 0.5 + bow[None, :]), 2.0)
     top = _step(ILLUMINATED_ROWS[1] + 0.5 - bow[None, :] - y[:, None], 2.0)
-    return (cols[None, :] * bottom * top).astype(np.float32)
+    light = (cols[None, :] * bottom * top).astype(np.float32)
+    light[light < 1e-4] = 0.0          # a logistic never reaches zero; the shadow does
+    return light
 
 
 def _radius(geo: Geometry, centre: tuple[float, float]) -> np.ndarray:
@@ -129,13 +131,14 @@ def vignetting(geo: Geometry, wheel: str, rotated: bool = False) -> np.ndarray:
         r0 = 1.07 if not rotated else 0.98
         rf = _radius(geo, (cx, cy)) / 1000.0
         edge = 1.0 / (1.0 + np.exp((rf - r0) / 0.12))
-        centre_edge = 1.0 / (1.0 + math.exp((math.hypot(OPTICAL_CENTRE[0] - cx,
-                                                        OPTICAL_CENTRE[1] - cy) / 1000 - r0) / 0.12))
+        r_centre = math.hypot(OPTICAL_CENTRE[0] - cx, OPTICAL_CENTRE[1] - cy) / 1000
+        centre_edge = 1.0 / (1.0 + math.exp((r_centre - r0) / 0.12))
         v = v * edge / centre_edge
         if rotated:
             x, y = geo.unbinned_centres()
             t = math.radians(30.0)
-            d = (x[None, :] - OPTICAL_CENTRE[0]) * math.cos(t) - (y[:, None] - OPTICAL_CENTRE[1]) * math.sin(t)
+            d = ((x[None, :] - OPTICAL_CENTRE[0]) * math.cos(t)
+                 - (y[:, None] - OPTICAL_CENTRE[1]) * math.sin(t))
             v = v * (1.0 - 0.88 * _step(d - 650.0, 25.0))
     return v.astype(np.float32)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,7 @@ def _galaxy_light(obs: Observation, job: FrameJob, signal: np.ndarray) -> dict[s
     knot = 0.0
     if obs.band == gal.halpha_filter:
         knot = 10 ** (-0.4 * (gal.knot_mag - zp + k * obs.airmass_mid)) * job.plan.exptime
-    rng = np.random.default_rng([job.cond.seed, 8, sum(map(ord, fld.key))])
+    rng = np.random.default_rng([job.cond.seed, 8, zlib.crc32(fld.key.encode())])
     knots = tuple((float(a), float(b)) for a, b in
                   zip(rng.normal(0, 1.3, gal.n_knots), rng.normal(0, 1.3, gal.n_knots)))
     x1, y1 = world_to_pixel(obs.wcs, np.array([fld.ra_deg]), np.array([fld.dec_deg]))
@@ -167,7 +168,7 @@ def _truth_row(job: FrameJob, obs: Observation, response: str | None,
         "sky_level": round(obs.sky_rate, 5) if plan.on_sky and plan.level is None else None,
         "seeing": obs.seeing, "fwhm_px": round(obs.fwhm_px, 3) if obs.fwhm_px else None,
         "bias_level": obs.bias_level,
-        "flat_level": plan.level if plan.kind in ("dome_flat", "sky_flat") or plan.level else None,
+        "flat_level": plan.level,
         "response": response, "flags": flags, "n_saturated": saturated,
         "wcs": obs.wcs.cards() if obs.wcs else None,
         "pointing": {"ra": round(obs.pointing.ra_deg, 7), "dec": round(obs.pointing.dec_deg, 7)},

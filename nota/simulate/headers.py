@@ -17,7 +17,7 @@ from typing import Any
 from astropy.io import fits
 
 from nota.instruments import load_profile
-from nota.simulate.detector import Geometry, binned_section
+from nota.simulate.detector import binned_section
 from nota.simulate.observe import Observation
 from nota.simulate.plan import FILTER_WHEEL, READOUT_S
 from nota.simulate.sky import FIELDS
@@ -78,7 +78,8 @@ def _filter_cards(filter_id: int | None) -> dict[str, Any]:
         in_wheel = filter_id is not None and FILTER_WHEEL.get(filter_id) == wheel
         cards[f"{wheel}FLTID"] = filter_id if in_wheel else 0
         cards[f"{wheel}FLTNM"] = table[filter_id].name if in_wheel else "Open"
-        cards[f"{wheel}FLTPOS"] = _SLOTS.get(filter_id, 0) if in_wheel else (1 if wheel == "AL" else 0)
+        empty_slot = 1 if wheel == "AL" else 0
+        cards[f"{wheel}FLTPOS"] = _SLOTS.get(filter_id, 0) if in_wheel else empty_slot
     return cards
 
 
@@ -100,7 +101,8 @@ def frame_headers(obs: Observation, filename: str, datamin: int, datamax: int,
         "ALFOCUS": int(round(1315 + 120 * (plan.focus - 1.0) * (1 if plan.seq % 2 else -1))),
         **_filter_cards(plan.filter_id),
         "UT": (round(ut, 6), f"TCS UTC at start ({start:%Y-%m-%d %H:%M:%S})"),
-        "ST": (round(obs.lst_hours, 10), f"Sidereal time at start ({_sexa(obs.lst_hours, '   ', 0)})"),
+        "ST": (round(obs.lst_hours, 10),
+               f"Sidereal time at start ({_sexa(obs.lst_hours, '   ', 0)})"),
         "RA": (round(p.ra_deg, 9), f"Right ascention at start ({_sexa(p.ra_deg / 15, 'hms')})"),
         "DEC": (round(p.dec_deg, 9), f"Declination at start ({_sexa(p.dec_deg, 'dms')})"),
         "TELALT": round(obs.alt_deg, 7), "AZIMUTH": round(obs.az_deg, 7),
@@ -125,7 +127,8 @@ def frame_headers(obs: Observation, filename: str, datamin: int, datamax: int,
     detector: dict[str, Any] = {
         "CRVAL1": float(x0), "CRVAL2": float(y0), "CRPIX1": 1.0, "CRPIX2": 1.0,
         "CDELT1": geo.binning, "CDELT2": geo.binning,
-        "BIASSEC": _DROP if plan.window else binned_section(profile.detector["biassec"], geo.binning),
+        "BIASSEC": (_DROP if plan.window
+                    else binned_section(profile.detector["biassec"], geo.binning)),
         "RDNOISE": float(profile.detector["read_noise"]), "GAIN": float(profile.detector["gain"]),
         "EXTNAME": "im1", "CCDSUM": f"{geo.binning} {geo.binning}",
     }
@@ -154,6 +157,5 @@ def _fill(cards: tuple[fits.Card, ...], values: dict[str, Any], skip: set[str]) 
                 value, comment = value
             header.append(fits.Card(key, value, comment), end=True)
         else:
-            header.append(card.copy() if hasattr(card, "copy") else fits.Card.fromstring(card.image),
-                          end=True)
+            header.append(fits.Card.fromstring(card.image), end=True)
     return header

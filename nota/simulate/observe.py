@@ -75,7 +75,8 @@ def _bias_level(cond: NightConditions, plan: FramePlan, rng: np.random.Generator
         # A warming detector: the first biases sit a few ADU low, as on night 1.
         return round(cond.bias_level - 5.0 * math.exp(-(plan.seq - 1) / 1.5)
                      + float(rng.normal(0, 0.15)), 2)
-    hours = (plan.start - datetime(cond.date.year, cond.date.month, cond.date.day)).total_seconds() / 3600
+    midnight = datetime(cond.date.year, cond.date.month, cond.date.day)
+    hours = (plan.start - midnight).total_seconds() / 3600
     return round(cond.bias_level + 0.3 * math.sin(hours / 2.0) + float(rng.normal(0, 0.15)), 2)
 
 

@@ -70,7 +70,8 @@ def add_stars(img: np.ndarray, x: np.ndarray, y: np.ndarray, flux: np.ndarray,
               - np.float32(xi)).ravel()
         gy = (np.arange(cy - r, cy + r + 1, dtype=np.float32)[:, None] + offsets[None, :]
               - np.float32(yi)).ravel()
-        prof = (1.0 + (gy[:, None] ** 2 + gx[None, :] ** 2) / np.float32(alpha**2)) ** np.float32(-MOFFAT_BETA)
+        r2 = (gy[:, None] ** 2 + gx[None, :] ** 2) / np.float32(alpha**2)
+        prof = (1.0 + r2) ** np.float32(-MOFFAT_BETA)
         n = 2 * r + 1
         stamp = prof.reshape(n, sub, n, sub).sum(axis=(1, 3))
         stamp *= np.float32(fi / stamp.sum())
@@ -146,7 +147,8 @@ def dome_lamp(shape: tuple[int, int], variant: int) -> np.ndarray:
     y = np.arange(ny, dtype=np.float32) / ny - 0.5
     tilt = (0.03 + 0.004 * variant) * x[None, :] - 0.02 * y[:, None]
     spot = 0.04 * np.exp(-((x[None, :] + 0.1) ** 2 + (y[:, None] - 0.05) ** 2) / 0.08)
-    return (1.0 + tilt + spot - np.float32(0.04 * math.exp(-(0.01 + 0.0025) / 0.08))).astype(np.float32)
+    centre = np.float32(0.04 * math.exp(-(0.01 + 0.0025) / 0.08))   # 1 at the field centre
+    return (1.0 + tilt + spot - centre).astype(np.float32)
 
 
 def photon_noise(signal: np.ndarray, gain: float, read_noise_adu: float,

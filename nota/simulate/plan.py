@@ -49,7 +49,6 @@ class FramePlan:
     window: tuple[int, int, int, int] | None = None   # unbinned x0, y0 (1-based), nx, ny
     focus: float = 1.0                  # PSF width multiplier (focus series)
     offset: tuple[float, float] = (0.0, 0.0)          # pointing offset east, north (arcsec)
-    header_filter_id: int | None = None  # what the wheel reports if not filter_id (unused)
 
     @property
     def imagetyp(self) -> str:
@@ -93,8 +92,7 @@ class _Clock:
 
 _DITHERS = ((0.0, 0.0), (9.0, 6.0), (-7.0, 10.0))
 
-# (first seq, object, filter, exptime, field) of the standard-star visits; a visit
-# observes every listed filter in turn.
+# What the observers typed in OBJECT for each standard and filter.
 _STANDARD_TEXT = {
     ("HZ44", 76): "HZ44 R", ("HZ44", 78): "HZ44 #78", ("HZ44", 49): "HZ44 #49",
     ("BD+75d325", 76): "BD+75d325 R", ("BD+75d325", 78): "BD+75d325 #78",
@@ -168,7 +166,9 @@ def night_plan(night: int, rng: np.random.Generator) -> tuple[FramePlan, ...]:
             flags=flags, offset=off)
 
     # Focus: a windowed readout, then HZ44 through focus ------------------------ 063-078
-    add("Sky Flat evening", "focus", 3.0, 76, "blank2", level=vary(5500.0),
+    # 063 is part of a focus series, but its OBJECT says sky flat: it is one, of the wrong
+    # shape, and quality control must keep it out of the R flat (as the lecture does).
+    add("Sky Flat evening", "sky_flat", 3.0, 76, "blank2", level=vary(5500.0),
         flags=("window",), window=FOCUS_WINDOW, offset=(185.0, -70.0))
     focus_series = (
         (76, 2.0, 1.9), (76, 2.0, 1.5), (76, 2.0, 1.2), (78, 30.0, 1.05), (78, 30.0, 1.0),

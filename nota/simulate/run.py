@@ -22,7 +22,14 @@ from nota.simulate.detector import Geometry, bias_pattern, response_map
 from nota.simulate.frame import FrameJob, make_frame, response_name
 from nota.simulate.plan import FILTER_WHEEL, FramePlan, frame_filename, night_date, night_plan
 from nota.simulate.sky import FIELDS, field_catalogue
-from nota.simulate.truth import TRUTH_DIR, TRUTH_FILE, load_truth, merge_frames, write_catalogue, write_truth
+from nota.simulate.truth import (
+    TRUTH_DIR,
+    TRUTH_FILE,
+    load_truth,
+    merge_frames,
+    write_catalogue,
+    write_truth,
+)
 from nota.simulate.writer import write_npy
 from nota.standards import CALSPEC_FILES, synthetic_magnitudes
 
@@ -81,7 +88,6 @@ def _prepare_night(outdir: Path, seed: int, night: int, small: bool, mef: bool,
         fld = FIELDS[key]
         catalogues[key] = field_catalogue(seed, fld, std_mags.get(fld.standard or ""))
         write_catalogue(truth_dir / f"catalogue_{key}.csv", catalogues[key])
-    filters = load_profile("alfosc").filters
     responses = {}
     for p in plan:
         name = response_name(p)
@@ -96,7 +102,6 @@ def _prepare_night(outdir: Path, seed: int, night: int, small: bool, mef: bool,
                     "catalogue": f"catalogue_{key}.csv",
                     "galaxy": vars(FIELDS[key].galaxy) if FIELDS[key].galaxy else None}
               for key in catalogues}
-    del filters
     return cond, plan, jobs, list(responses.values()), fields
 
 

@@ -156,11 +156,11 @@ def offset_position(ra_deg: float, dec_deg: float, east_arcsec: float,
 
 
 def field_catalogue(seed: int, fld: Field, standard_mags: dict[str, float] | None = None,
-                    radius_arcsec: float = 300.0) -> list[dict[str, float | str]]:
+                    radius_arcsec: float = 240.0) -> list[dict[str, float | str]]:
     """Stars of a field: id, ra, dec and AB magnitude per band of ``CATALOGUE_BANDS``.
 
-    Counts rise as 10^(0.3 m) as in real star counts at these latitudes, so a field has a few
-    bright stars for astrometry and many faint ones; colours are drawn per star.
+    Counts rise as 10^(0.2 m), near real star counts at high galactic latitude, so a field
+    has a dozen stars bright enough for astrometry and many faint ones; colours per star.
     """
     rng = _field_rng(seed, fld.key)
     stars: list[dict[str, float | str]] = []
@@ -174,10 +174,10 @@ def field_catalogue(seed: int, fld: Field, standard_mags: dict[str, float] | Non
                       **_colours(rng, rmag)})
     faint = 22.0
     u = rng.random(fld.n_stars)
-    a = 10 ** (0.3 * fld.bright_limit)
-    b = 10 ** (0.3 * faint)
-    rmags = np.log10(a + u * (b - a)) / 0.3
-    # Uniform over a square a little larger than the detector so dithers stay covered.
+    a = 10 ** (0.2 * fld.bright_limit)
+    b = 10 ** (0.2 * faint)
+    rmags = np.log10(a + u * (b - a)) / 0.2
+    # Uniform over a square a little larger than the detector (±195") so dithers stay covered.
     east = rng.uniform(-radius_arcsec, radius_arcsec, fld.n_stars)
     north = rng.uniform(-radius_arcsec, radius_arcsec, fld.n_stars)
     if fld.galaxy is not None:

@@ -32,7 +32,8 @@ def load_truth(night_dir: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise SimulationError(f"{night_dir} has no {TRUTH_DIR}/{TRUTH_FILE}: not a simulated night") from None
+        raise SimulationError(
+            f"{night_dir} has no {TRUTH_DIR}/{TRUTH_FILE}: not a simulated night") from None
     except json.JSONDecodeError as exc:
         raise SimulationError(f"{path} is damaged: {exc}") from exc
 

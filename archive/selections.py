@@ -1,0 +1,191 @@
+"""Selections: named SQL conditions over the ``frames`` view, stored in the archive.
+
+The lecture builds its lists with ``files_filtered(imagetyp='bias')``, ``EXPTIME > 600``,
+``FBFLTID=78`` and "object contains flat", then edits them by hand. A selection is that
+condition with a name and a sentence saying what it is for. The instrument profile ships
+the usual ones (``nota/instruments/<profile>/selections/*.sql``); users add or override
+their own. Selections may take parameters (``:night``, ``:filter``); a parameter not given
+is NULL, so ``(:night IS NULL OR night = :night)`` makes it optional.
+
+``header('KEYWORD')`` in a condition is the value of any raw header card of the frame
+(its image HDU's, else the primary's), so no one needs to know the card table's layout.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from nota.archive.database import ReadOnlyArchive
+from nota.archive.provenance import utc_now
+from nota.errors import QueryError
+from nota.instruments import available_profiles
+
+__all__ = [
+    "Selection",
+    "expand_header_calls",
+    "shipped_selections",
+    "sync_shipped_selections",
+    "add_selection",
+    "list_selections",
+    "get_selection",
+    "select",
+    "selected_file_ids",
+    "frames_query",
+]
+
+_HEADER_CALL = re.compile(r"\bheader\(\s*'([^']+)'\s*\)", re.IGNORECASE)
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Selection:
+    name: str
+    condition: str
+    doc: str
+    source: str
+
+    @property
+    def parameters(self) -> list[str]:
+        return sorted(set(_PARAMETER.findall(_strip_strings(self.condition))))
+
+
+def _strip_strings(sql: str) -> str:
+    return re.sub(r"'(?:[^']|'')*'", "''", sql)
+
+
+def expand_header_calls(sql: str) -> str:
+    """Rewrite ``header('KEY')`` into a lookup of that card for the frame being selected."""
+
+    def lookup(match: re.Match) -> str:
+        keyword = match.group(1).strip().upper().replace("'", "''")
+        return (
+            "(SELECT h.value FROM headers AS h JOIN files AS hf ON hf.file_id = h.file_id"
+            " WHERE h.file_id = frames.file_id AND h.keyword = '" + keyword + "'"
+            " AND h.hdu IN (0, coalesce(hf.data_hdu, 0)) ORDER BY h.hdu DESC, h.position LIMIT 1)"
+        )
+
+    return _HEADER_CALL.sub(lookup, sql)
+
+
+def frames_query(condition: str, columns: str = "*", order: str = "night, date_obs, filename") -> str:
+    """The SELECT over ``frames`` for a condition (``header()`` calls expanded)."""
+    return f"SELECT {columns} FROM frames WHERE ({expand_header_calls(condition)}) ORDER BY {order}"
+
+
+def shipped_selections(profile_key: str) -> list[Selection]:
+    """The selections an instrument profile ships, from its ``selections/*.sql`` files."""
+    folder = resources.files("nota.instruments").joinpath(profile_key, "selections")
+    if not folder.is_dir():
+        return []
+    found = []
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not entry.name.endswith(".sql"):
+            continue
+        lines = entry.read_text().splitlines()
+        doc = " ".join(ln.lstrip("-").strip() for ln in lines if ln.startswith("--"))
+        condition = "\n".join(ln for ln in lines if ln.strip() and not ln.startswith("--"))
+        found.append(
+            Selection(entry.name.removesuffix(".sql"), condition.strip(), doc, f"profile:{profile_key}")
+        )
+    return found
+
+
+def sync_shipped_selections(db: sqlite_utils.Database) -> None:
+    """Store the profiles' selections; a user's selection of the same name is left alone."""
+    now = utc_now()
+    with db.conn:
+        for key in available_profiles():
+            for s in shipped_selections(key):
+                db.conn.execute(
+                    "INSERT INTO selections (name, condition, doc, source, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+                    " condition = excluded.condition, doc = excluded.doc, updated_at = excluded.updated_at"
+                    " WHERE selections.source = excluded.source AND selections.condition != excluded.condition",
+                    (s.name, s.condition, s.doc, s.source, now, now),
+                )
+
+
+def _check(db_path: str | Path, condition: str) -> None:
+    """Refuse a condition that is not valid read-only SQL over frames."""
+    params = {p: None for p in Selection("x", condition, "", "").parameters}
+    with ReadOnlyArchive(db_path) as archive:
+        archive.run(frames_query(condition, "count(*)", "1") + " LIMIT 1", params)
+
+
+def add_selection(
+    db: sqlite_utils.Database, db_path: str | Path, name: str, condition: str, doc: str = ""
+) -> Selection:
+    """Store (or replace) a user's selection, after checking it runs."""
+    if not _NAME.match(name):
+        raise QueryError(f"selection name {name!r}: use lower-case letters, digits and _")
+    if ";" in _strip_strings(condition):
+        raise QueryError("a selection is one condition (no ';')")
+    _check(db_path, condition)
+    now = utc_now()
+    with db.conn:
+        db.conn.execute(
+            "INSERT INTO selections (name, condition, doc, source, created_at, updated_at)"
+            " VALUES (?, ?, ?, 'user', ?, ?) ON CONFLICT (name) DO UPDATE SET"
+            " condition = excluded.condition, doc = excluded.doc, source = 'user',"
+            " updated_at = excluded.updated_at",
+            (name, condition, doc, now, now),
+        )
+    return Selection(name, condition, doc, "user")
+
+
+def list_selections(db_path: str | Path) -> list[Selection]:
+    with ReadOnlyArchive(db_path) as archive:
+        _, rows = archive.run("SELECT name, condition, doc, source FROM selections ORDER BY name")
+    return [Selection(*row) for row in rows]
+
+
+def get_selection(db_path: str | Path, name: str) -> Selection:
+    with ReadOnlyArchive(db_path) as archive:
+        _, rows = archive.run(
+            "SELECT name, condition, doc, source FROM selections WHERE name = ?", (name,)
+        )
+    if not rows:
+        known = ", ".join(s.name for s in list_selections(db_path))
+        raise QueryError(f"no selection named {name!r} (known: {known or 'none'})")
+    return Selection(*rows[0])
+
+
+def _bind(condition: str, params: dict[str, Any]) -> dict[str, Any]:
+    wanted = Selection("x", condition, "", "").parameters
+    unknown = set(params) - set(wanted)
+    if unknown:
+        raise QueryError(
+            f"parameter(s) {', '.join(sorted(unknown))} not used by this selection"
+            f" (it takes {', '.join(wanted) or 'none'})"
+        )
+    return {p: params.get(p) for p in wanted}
+
+
+def select(
+    db_path: str | Path,
+    condition: str,
+    params: dict[str, Any] | None = None,
+    columns: str = "*",
+) -> tuple[list[str], list[tuple]]:
+    """The frames a condition selects, on a read-only connection."""
+    with ReadOnlyArchive(db_path) as archive:
+        return archive.run(frames_query(condition, columns), _bind(condition, params or {}))
+
+
+def selected_file_ids(
+    conn: sqlite3.Connection, condition: str, params: dict[str, Any] | None = None
+) -> list[int]:
+    """file_ids a condition selects, on an existing connection (grouping uses its own)."""
+    sql = frames_query(condition, "file_id")
+    try:
+        return [r[0] for r in conn.execute(sql, _bind(condition, params or {}))]
+    except sqlite3.DatabaseError as exc:
+        raise QueryError(f"selection failed: {exc}") from None

@@ -1,0 +1,2 @@
+-- Exposures longer than ten minutes (the lecture's first selection: EXPTIME > 600).
+exptime > 600
