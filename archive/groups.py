@@ -210,7 +210,7 @@ def _build(conn, activity_id: int, report: GroupReport) -> set[str]:
         report.groups += 1
         if not g["usable"]:
             report.unusable.append(f"{g['group_key']}: {g['note']}")
-            log.warning("group %s is %s", g["group_key"], g["note"])
+            log.info("group %s is %s", g["group_key"], g["note"])
     return keys
 
 

@@ -29,7 +29,7 @@ from nota.errors import FitsError, NotaError
 from nota.instruments import Profile, load_profile
 from nota.reduce.rawdata import read_raw_pixels
 from nota.reduce.sections import binned, to_slices
-from nota.reduce.statistics import frame_statistics, illumination_pattern
+from nota.reduce.statistics import MAD_TO_SIGMA, frame_statistics, illumination_pattern
 
 log = logging.getLogger(__name__)
 
@@ -88,22 +88,31 @@ def _fits_inside(section: str | None, shape: tuple[int, int]) -> bool:
     return True
 
 
-def count_bright_sources(image: np.ndarray, sky_sigma: float, nsigma: float) -> int:
+def count_bright_sources(image: np.ndarray, nsigma: float) -> int:
     """Compact sources well above a smooth background: stars in a sky flat.
 
-    A cosmic ray is one or two sharp pixels; a star spreads over several. Connected
-    regions of at least four pixels above ``nsigma`` count.
+    The background is a 15-pixel box mean, the noise the robust spread of what is left.
+    Near the vignetted edges a box mean cannot follow the light, so only the well-lit
+    field (background over 70 % of its median, 8 pixels in from its edge) is searched.
+    A cosmic ray is a few sharp pixels; a star has a wing, so a source counts when it
+    peaks above ``nsigma`` and spreads over at least four pixels above 3 sigma.
     """
-    if sky_sigma <= 0:
-        return 0
     small = np.asarray(image, dtype=np.float32)
-    background = ndimage.uniform_filter(small, size=31, mode="nearest")
-    mask = (small - background) > nsigma * sky_sigma
-    if not mask.any():
+    background = ndimage.uniform_filter(small, size=15, mode="nearest")
+    lit = background > 0.7 * float(np.median(background))
+    lit = ndimage.binary_erosion(lit, iterations=8)
+    if not lit.any():
         return 0
-    labels, n = ndimage.label(mask)
+    residual = small - background
+    sigma = MAD_TO_SIGMA * float(np.median(np.abs(residual[lit][::7])))
+    if sigma <= 0:
+        return 0
+    labels, n = ndimage.label((residual > 3 * sigma) & lit)
+    if n == 0:
+        return 0
     sizes = np.bincount(labels.ravel())[1:]
-    return int(np.count_nonzero(sizes >= 4))
+    peaks = ndimage.maximum(residual, labels, index=np.arange(1, n + 1))
+    return int(np.count_nonzero((sizes >= 4) & (np.asarray(peaks) > nsigma * sigma)))
 
 
 def _measure(task: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +153,7 @@ def _measure(task: dict[str, Any]) -> dict[str, Any]:
         pattern = illumination_pattern(section, PATTERN_GRID)
         result["pattern_json"] = json.dumps([[round(float(v), 5) for v in row] for row in pattern])
         nsigma = float(profile.qc.get("flat_star_sigma", 10.0)) if profile else 10.0
-        result["bright_sources"] = count_bright_sources(section, stats.std, nsigma)
+        result["bright_sources"] = count_bright_sources(section, nsigma)
     return result
 
 
@@ -253,12 +262,15 @@ def flag_frames(conn, activity_id: int | None = None) -> Counter:
     for night, members in by_night.items():
         _flag_shapes(members, flag)
         _flag_biases([f for f in members if f["kind"] == "bias" and f["median"] is not None], profiles, flag)
-    flat_groups: dict[tuple, list[dict]] = defaultdict(list)
-    for f in frames:
-        if f["kind"] in FLAT_KINDS and f["median"] is not None:
-            _flag_flat_levels(f, profiles, flag)
-            flat_groups[(f["night"], f["filter"], f["kind"], f["naxis1"], f["naxis2"])].append(f)
+    flats = [f for f in frames if f["kind"] in FLAT_KINDS and f["median"] is not None]
+    for f in flats:
+        _flag_flat_levels(f, profiles, flag)
+    level_flagged = {row[0] for row in flags if row[4]}
+    _flag_blocked(flats, level_flagged, profiles, flag)
     excluded = {row[0] for row in flags if row[4]}
+    flat_groups: dict[tuple, list[dict]] = defaultdict(list)
+    for f in flats:
+        flat_groups[(f["night"], f["filter"], f["kind"], f["naxis1"], f["naxis2"])].append(f)
     for members in flat_groups.values():
         _flag_patterns(members, excluded, profiles, flag)
     for f in frames:
@@ -308,25 +320,61 @@ def _flag_biases(biases: list[dict], profiles, flag) -> None:
 
 
 def _flag_flat_levels(f: dict, profiles, flag) -> None:
+    """Too faint on the median; too bright on the best-lit part of the field."""
     signal = f["signal"] if f["signal"] is not None else f["median"]
+    bias = f["median"] - signal
+    pattern = _pattern(f)
+    peak = f["median"] * float(pattern.max()) - bias if pattern is not None else signal
     low = _threshold(profiles, f["instrument"], "flat_min_counts", 15000)
     high = _threshold(profiles, f["instrument"], "flat_max_counts", 36000)
     if signal < low:
         flag(f, "too_faint", signal, low, True,
-             f"{signal:.0f} ADU above bias, under the {low:.0f} ADU floor: too noisy to combine")
-    elif signal > high:
-        flag(f, "too_bright", signal, high, True,
-             f"{signal:.0f} ADU above bias, over the {high:.0f} ADU ceiling: risks non-linearity")
-    pattern = np.array(json.loads(f["pattern"])) if f["pattern"] else None
-    blocked = _threshold(profiles, f["instrument"], "flat_blocked_fraction", 0.5)
-    if pattern is not None and pattern.min() < blocked:
-        flag(f, "blocked_beam", float(pattern.min()), blocked, True,
-             f"part of the field gets {pattern.min():.0%} of the median light (limit {blocked:.0%}):"
-             " something in the beam, such as a rotated or misplaced filter")
+             f"median {signal:.0f} ADU above bias, under the {low:.0f} ADU floor: too noisy to combine")
+    elif peak > high:
+        flag(f, "too_bright", peak, high, True,
+             f"{peak:.0f} ADU above bias in the best-lit part, over the {high:.0f} ADU ceiling:"
+             " risks non-linearity")
     sigma = _threshold(profiles, f["instrument"], "flat_star_sigma", 10.0)
     if f["kind"] == "sky_flat" and f["bright_sources"]:
         flag(f, "star", float(f["bright_sources"]), sigma, False,
              f"{f['bright_sources']} star(s) above {sigma:g} sigma: kept, the median combine removes them")
+
+
+def _pattern(f: dict) -> np.ndarray | None:
+    return np.array(json.loads(f["pattern"])) if f["pattern"] else None
+
+
+def _flag_blocked(flats: list[dict], level_flagged: set[int], profiles, flag) -> None:
+    """Flats where part of the field gets far less light than it should.
+
+    "Should" is the night's good sky flats of the same filter (the sky lights the
+    telescope as science frames see it); without two of those, the flats of the frame's
+    own group. A rotated filter casts a shadow no lamp pattern or twilight gradient can.
+    """
+    by_filter: dict[tuple, list[dict]] = defaultdict(list)
+    for f in flats:
+        by_filter[(f["night"], f["filter"], f["naxis1"], f["naxis2"])].append(f)
+    for members in by_filter.values():
+        usable = [f for f in members if f["file_id"] not in level_flagged and f["pattern"]]
+        sky = [_pattern(f) for f in usable if f["kind"] == "sky_flat"]
+        for f in members:
+            pattern = _pattern(f)
+            if pattern is None:
+                continue
+            if len(sky) >= 2:
+                reference, against = np.median(sky, axis=0), "the night's sky flats"
+            else:
+                own = [_pattern(g) for g in usable if g["kind"] == f["kind"]]
+                if len(own) < 2:
+                    continue
+                reference, against = np.median(own, axis=0), "its group"
+            ratio = pattern / np.where(reference > 0, reference, np.nan)
+            worst = float(np.nanmin(ratio))
+            limit = _threshold(profiles, f["instrument"], "flat_blocked_fraction", 0.5)
+            if worst < limit:
+                flag(f, "blocked_beam", worst, limit, True,
+                     f"part of the field gets {worst:.0%} of the light it gets in {against}"
+                     f" (limit {limit:.0%}): something in the beam, such as a rotated filter")
 
 
 def _flag_patterns(members: list[dict], excluded: set[int], profiles, flag) -> None:
@@ -340,8 +388,9 @@ def _flag_patterns(members: list[dict], excluded: set[int], profiles, flag) -> N
         if f["file_id"] in excluded or f["file_id"] not in patterns or len(good) < 2:
             continue
         tol = _threshold(profiles, f["instrument"], "flat_pattern_tolerance", 0.03)
-        deviation = float(np.max(np.abs(patterns[f["file_id"]] / reference - 1)))
+        # Differences in units of the median level: dark corners do not amplify noise.
+        deviation = float(np.max(np.abs(patterns[f["file_id"]] - reference)))
         if deviation > tol:
             flag(f, "pattern_mismatch", deviation, tol, True,
-                 f"illumination differs from its group's by up to {deviation:.1%}"
-                 f" (tolerance {tol:.1%})")
+                 f"illumination differs from its group's by up to {deviation:.1%} of the median"
+                 f" level (tolerance {tol:.1%})")
