@@ -75,3 +75,44 @@ def write_frame(tmp_path):
 def file_digests(paths) -> dict[str, str]:
     """sha256 of each file, to prove raw files were not changed."""
     return {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths}
+
+
+@pytest.fixture(scope="session")
+def small_night(tmp_path_factory):
+    """The simulated night N1 at small size (4x4 binned), written once per test session."""
+    from nota.simulate import simulate_run
+
+    out = tmp_path_factory.mktemp("sim")
+    (night,) = simulate_run(out, nights=1, seed=1, small=True)
+    return night
+
+
+@pytest.fixture(scope="session")
+def _night_db(small_night, tmp_path_factory):
+    """An archive of the small night after ingest, qc and groups (built once)."""
+    from nota.archive.groups import build_groups
+    from nota.archive.ingest import ingest
+    from nota.archive.qc import run_qc
+
+    path = tmp_path_factory.mktemp("archive") / "night.db"
+    db = open_database(path)
+    ingest(db, [small_night.directory])
+    run_qc(db)
+    build_groups(db)
+    db.conn.close()
+    return path
+
+
+@pytest.fixture
+def night_db(_night_db, tmp_path):
+    """A private copy of the grouped night's archive: tests may change it freely."""
+    import shutil
+    import sqlite3
+
+    copy = tmp_path / "night.db"
+    source = sqlite3.connect(_night_db)
+    target = sqlite3.connect(copy)
+    source.backup(target)
+    source.close()
+    target.close()
+    return copy
