@@ -15,17 +15,21 @@ $(BIN)/nota: pyproject.toml
 
 venv: $(BIN)/nota
 
-# Simulate the built-in night (NOT/ALFOSC, 2008-04-12), index it and print what it found.
+# Simulate the built-in night (NOT/ALFOSC, 2008-04-12), index it, check it, group it.
 demo: venv
 	rm -rf $(DEMO)
 	$(BIN)/nota simulate $(DEMO)
 	$(BIN)/nota --db $(NOTA_DB) ingest $(DEMO)/N1
+	$(BIN)/nota --db $(NOTA_DB) qc
+	$(BIN)/nota --db $(NOTA_DB) groups
+	$(BIN)/nota --db $(NOTA_DB) explain ALrd120103.fits
 
 test: venv
 	$(BIN)/python -m pytest -q
 
 bench: venv
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/qc.py
 
 clean:
 	rm -rf $(DEMO) bench/out .pytest_cache

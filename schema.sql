@@ -54,7 +54,6 @@ CREATE TABLE headers (
     raw       TEXT,                       -- the value exactly as written in the card
     PRIMARY KEY (file_id, hdu, position)
 ) WITHOUT ROWID;
-CREATE INDEX headers_keyword ON headers (keyword, value);
 
 -- What users select on, normalised by the instrument profile at ingest.
 CREATE TABLE observations (

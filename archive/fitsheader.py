@@ -45,11 +45,18 @@ class Hdu:
     data_size: int
     warnings: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self._first: dict[str, Any] | None = None
+
+    @property
+    def first_values(self) -> dict[str, Any]:
+        """Keyword -> value of its first card (commentary cards excluded)."""
+        if self._first is None:
+            self._first = first_values(self.cards)
+        return self._first
+
     def get(self, keyword: str, default: Any = None) -> Any:
-        for card in self.cards:
-            if card.keyword == keyword:
-                return card.value
-        return default
+        return self.first_values.get(keyword, default)
 
     @property
     def name(self) -> str:
@@ -192,14 +199,16 @@ def parse_cards(text: str) -> tuple[list[Card], list[str]]:
     return cards, warnings
 
 
-def _data_size(cards: list[Card]) -> int:
+def first_values(cards: list[Card]) -> dict[str, Any]:
+    """Keyword -> value of the first card with that keyword, commentary cards left out."""
+    values = {c.keyword: c.value for c in reversed(cards)}
+    for keyword in COMMENTARY:
+        values.pop(keyword, None)
+    return values
+
+
+def _data_size(values: dict[str, Any]) -> int:
     """Bytes of the data unit that follows a header (before padding)."""
-    values = {}
-    for card in cards:
-        if card.keyword in ("BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "GROUPS") or (
-            card.keyword.startswith("NAXIS")
-        ):
-            values.setdefault(card.keyword, card.value)
     try:
         naxis = int(values.get("NAXIS", 0))
         bitpix = int(values["BITPIX"])
@@ -278,8 +287,10 @@ def read_hdus(stream: BinaryIO, file_size: int) -> list[Hdu]:
         cards, value_warnings = parse_cards(text)
         warnings += [f"HDU {len(hdus)}: {w}" for w in value_warnings]
         data_offset = offset + BLOCK * len(blocks)
-        size = _data_size(cards)
-        hdus.append(Hdu(len(hdus), cards, offset, data_offset, size, warnings))
+        hdu = Hdu(len(hdus), cards, offset, data_offset, 0, warnings)
+        hdu.data_size = _data_size(hdu.first_values)
+        hdus.append(hdu)
+        size = hdu.data_size
         offset = data_offset + _padded(size)
         if data_offset + size > file_size:
             raise Truncated(hdus, data_offset + size, file_size)

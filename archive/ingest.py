@@ -15,6 +15,7 @@ import mmap
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from itertools import count, repeat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,18 +121,11 @@ def _layout(hdus: list[Hdu], data_hdu: int | None, path: str) -> str:
 
 def merged_header(hdus: list[Hdu], data_hdu: int | None) -> dict[str, Any]:
     """Keyword -> value as a frame sees it: the image HDU's cards over the primary's."""
-    header: dict[str, Any] = {}
-    sources = [hdus[0]] if hdus else []
-    if data_hdu not in (None, 0):
-        sources.append(hdus[data_hdu])
-    for hdu in sources:
-        seen: set[str] = set()
-        for card in hdu.cards:
-            if card.keyword in seen or card.keyword in ("COMMENT", "HISTORY", ""):
-                continue
-            seen.add(card.keyword)
-            header[card.keyword] = card.value
-    return header
+    if not hdus:
+        return {}
+    if data_hdu in (None, 0):
+        return hdus[0].first_values
+    return {**hdus[0].first_values, **hdus[data_hdu].first_values}
 
 
 @dataclass
@@ -200,9 +194,10 @@ def _read(task: tuple[str, int, int, bool]) -> _Indexed:
         for h in hdus
     ]
     card_rows = [
-        (h.index, pos, *c) if type(c.value) is not complex else (h.index, pos, *_sql_card(c))
+        row
         for h in hdus
-        for pos, c in enumerate(h.cards, 1)
+        for row in zip(repeat(h.index), count(1), *zip(*map(_sql_card, h.cards)))
+        if h.cards
     ]
     layout = _layout(hdus, data_hdu, path) if hdus else None
     return _Indexed(
@@ -317,105 +312,139 @@ def _summary_line(report: IngestReport) -> str:
     return ", ".join(f"{n} {k}" for k, n in sorted(report.outcomes.items())) or "no files"
 
 
+class _BatchRows:
+    """Rows of one batch, gathered per table so each table gets one executemany."""
+
+    def __init__(self) -> None:
+        self.new_files: list[tuple] = []
+        self.updated_files: list[tuple] = []
+        self.replaced: list[tuple] = []  # (file_id,) whose content rows are replaced
+        self.hdus: list[tuple] = []
+        self.cards: list[tuple] = []
+        self.observations: dict[tuple, list[tuple]] = {}
+        self.entities: list[tuple] = []
+        self.used: list[tuple] = []
+        self.problems: list[tuple] = []
+
+
+_FILE_COLUMNS = (
+    "path, name, directory, size, mtime_ns, content_hash, layout, n_hdus, data_hdu, status,"
+    " error, indexed_at, activity_id"
+)
+
+
 def _write_batch(conn, activity_id: int, batch, gone_by_hash, report: IngestReport) -> None:
+    """Write a batch of files in one transaction, one statement per table."""
     if not batch:
         return
     now = provenance.utc_now()
+    rows = _BatchRows()
+    next_id = (conn.execute("SELECT max(file_id) FROM files").fetchone()[0] or 0) + 1
+    for path, ix, previous in batch:
+        if ix is None:  # unchanged since the last ingest: one stat was enough
+            file_id, size, _, digest, _ = previous
+            rows.entities.append(("raw", path, digest, size, file_id, now))
+            rows.used.append((activity_id, "unchanged", None, path, digest))
+            report.outcomes["unchanged"] += 1
+            continue
+        file_id, role, note = _identify(ix, previous, gone_by_hash)
+        file_row = (
+            ix.path, os.path.basename(ix.path), os.path.dirname(ix.path), ix.size, ix.mtime_ns,
+            ix.digest, ix.layout, ix.n_hdus, ix.data_hdu, "rejected" if ix.error else "ok",
+            ix.error, now, activity_id,
+        )
+        if file_id is None:
+            file_id, next_id = next_id, next_id + 1
+            rows.new_files.append((file_id, *file_row, now))
+        else:
+            rows.updated_files.append((*file_row, file_id))
+        if role in ("new", "changed"):
+            _gather_content(rows, file_id, ix, replace=role == "changed")
+        rows.entities.append(("raw", ix.path, ix.digest, ix.size, file_id, now))
+        if ix.error:
+            rows.used.append((activity_id, "rejected", ix.error, ix.path, ix.digest))
+            rows.problems.append((activity_id, file_id, ix.path, "error", ix.error, now))
+            report.problems.append(Problem(ix.path, "error", ix.error))
+            report.outcomes["rejected"] += 1
+        else:
+            rows.used.append((activity_id, role, note, ix.path, ix.digest))
+            report.outcomes[role] += 1
+        for warning in ix.warnings:
+            rows.problems.append((activity_id, file_id, ix.path, "warning", warning, now))
+            report.problems.append(Problem(ix.path, "warning", warning))
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for path, indexed, previous in batch:
-            if indexed is None:  # unchanged since the last ingest
-                file_id, size, _, digest, _ = previous
-                entity = provenance.record_entity(conn, "raw", path, digest, size, file_id)
-                provenance.record_used(conn, activity_id, entity, "unchanged")
-                report.outcomes["unchanged"] += 1
-                continue
-            _write_file(conn, activity_id, indexed, previous, gone_by_hash, report, now)
+        _execute_batch(conn, rows)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
 
 
-def _write_file(conn, activity_id, ix: _Indexed, previous, gone_by_hash, report, now) -> None:
-    note = None
+def _identify(ix: _Indexed, previous, gone_by_hash) -> tuple[int | None, str, str | None]:
+    """(file_id or None for a new file, role, note) for a file that was read."""
     if previous is not None:
-        file_id = previous[0]
         if previous[3] == ix.digest:
-            role = "unchanged"  # touched, same bytes: refresh the stat only
-        else:
-            role = "changed"
-            note = f"content was {previous[3]}"
-    elif ix.digest and gone_by_hash.get(ix.digest):
+            return previous[0], "unchanged", None  # touched, same bytes
+        return previous[0], "changed", f"content was {previous[3]}"
+    if ix.digest and gone_by_hash.get(ix.digest):
         file_id, old_path = gone_by_hash[ix.digest].pop(0)
-        role, note = "renamed", f"was {old_path}"
-    else:
-        file_id, role = None, "new"
-    status = "rejected" if ix.error else "ok"
-    row = (
-        ix.path,
-        os.path.basename(ix.path),
-        os.path.dirname(ix.path),
-        ix.size,
-        ix.mtime_ns,
-        ix.digest,
-        ix.layout,
-        ix.n_hdus,
-        ix.data_hdu,
-        status,
-        ix.error,
-        now,
-        activity_id,
-    )
-    if file_id is None:
-        file_id = conn.execute(
-            "INSERT INTO files (path, name, directory, size, mtime_ns, content_hash, layout,"
-            " n_hdus, data_hdu, status, error, indexed_at, activity_id, first_seen_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            row + (now,),
-        ).lastrowid
-    else:
-        conn.execute(
-            "UPDATE files SET path = ?, name = ?, directory = ?, size = ?, mtime_ns = ?,"
-            " content_hash = ?, layout = ?, n_hdus = ?, data_hdu = ?, status = ?, error = ?,"
-            " indexed_at = ?, activity_id = ? WHERE file_id = ?",
-            row + (file_id,),
+        return file_id, "renamed", f"was {old_path}"
+    return None, "new", None
+
+
+def _gather_content(rows: _BatchRows, file_id: int, ix: _Indexed, replace: bool) -> None:
+    if replace:
+        rows.replaced.append((file_id,))
+    rows.hdus.extend((file_id, *r) for r in ix.hdu_rows)
+    rows.cards.extend((file_id, *r) for r in ix.card_rows)
+    if ix.observation is not None:
+        rows.observations.setdefault(tuple(ix.observation), []).append(
+            (file_id, *ix.observation.values())
         )
-    if role in ("new", "changed"):
-        _insert_headers(conn, file_id, ix)
-    entity = provenance.record_entity(conn, "raw", ix.path, ix.digest, ix.size, file_id)
-    if ix.error:
-        provenance.record_used(conn, activity_id, entity, "rejected", ix.error)
-        _problem(conn, activity_id, file_id, ix.path, "error", ix.error, now, report)
-        report.outcomes["rejected"] += 1
-    else:
-        provenance.record_used(conn, activity_id, entity, role, note)
-        report.outcomes[role] += 1
-    for warning in ix.warnings:
-        _problem(conn, activity_id, file_id, ix.path, "warning", warning, now, report)
 
 
-def _insert_headers(conn, file_id: int, ix: _Indexed) -> None:
-    """Replace what the archive holds of a file's content: HDUs, cards, frame facts."""
+def _execute_batch(conn, rows: _BatchRows) -> None:
     for table in ("headers", "hdus", "observations"):
-        conn.execute(f"DELETE FROM {table} WHERE file_id = ?", (file_id,))
+        conn.executemany(f"DELETE FROM {table} WHERE file_id = ?", rows.replaced)
+    conn.executemany(
+        f"INSERT INTO files (file_id, {_FILE_COLUMNS}, first_seen_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows.new_files,
+    )
+    assignments = ", ".join(f"{c.strip()} = ?" for c in _FILE_COLUMNS.split(","))
+    conn.executemany(f"UPDATE files SET {assignments} WHERE file_id = ?", rows.updated_files)
     conn.executemany(
         "INSERT INTO hdus (file_id, hdu, name, xtension, bitpix, naxis1, naxis2, n_cards,"
         " header_offset, data_offset, data_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(file_id, *row) for row in ix.hdu_rows],
+        rows.hdus,
     )
     conn.executemany(
         "INSERT INTO headers (file_id, hdu, position, keyword, value, comment, raw)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(file_id, *row) for row in ix.card_rows],
+        rows.cards,
     )
-    if ix.observation is not None:
-        columns = ", ".join(ix.observation)
-        conn.execute(
-            f"INSERT INTO observations (file_id, {columns})"
-            f" VALUES (?, {', '.join('?' * len(ix.observation))})",
-            (file_id, *ix.observation.values()),
+    for columns, values in rows.observations.items():
+        conn.executemany(
+            f"INSERT INTO observations (file_id, {', '.join(columns)})"
+            f" VALUES (?, {', '.join('?' * len(columns))})",
+            values,
         )
+    conn.executemany(
+        "INSERT OR IGNORE INTO entities (kind, path, content_hash, size, file_id, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        rows.entities,
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO used (activity_id, entity_id, role, note)"
+        " SELECT ?, entity_id, ?, ? FROM entities WHERE path = ? AND content_hash IS ?",
+        rows.used,
+    )
+    conn.executemany(
+        "INSERT INTO problems (activity_id, file_id, path, severity, problem, at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        rows.problems,
+    )
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -424,13 +453,4 @@ def _int_or_none(value: Any) -> int | None:
 
 def _sql_card(card: Card) -> Card:
     """SQLite has no complex numbers: store those as text."""
-    return card._replace(value=str(card.value))
-
-
-def _problem(conn, activity_id, file_id, path, severity, text, now, report) -> None:
-    conn.execute(
-        "INSERT INTO problems (activity_id, file_id, path, severity, problem, at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (activity_id, file_id, path, severity, text, now),
-    )
-    report.problems.append(Problem(path, severity, text))
+    return card if type(card.value) is not complex else card._replace(value=str(card.value))
