@@ -12,43 +12,42 @@ from astropy.io import fits
 
 from nota.errors import FitsError
 
-__all__ = ["read_raw_pixels"]
+__all__ = ["read_through_astropy", "read_stored", "to_physical"]
 
 _DTYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 
 
-def read_raw_pixels(
-    path: str,
-    hdu: int,
-    data_offset: int,
-    naxis1: int,
-    naxis2: int,
-    bitpix: int,
-    bzero: float = 0.0,
-    bscale: float = 1.0,
-    plain: bool = True,
-) -> np.ndarray:
-    """The image of one HDU as stored, with BZERO 32768 on 16-bit data made uint16."""
-    if not plain:
-        with fits.open(path, memmap=False) as hdul:
-            data = hdul[hdu].data
-            if data is None:
-                raise FitsError(f"{path}: HDU {hdu} has no data")
-            if data.dtype.kind == "f" and np.all(np.mod(data, 1) == 0) and data.max() < 65536:
-                return data.astype(np.uint16) if data.min() >= 0 else data.astype(np.int32)
-            return np.asarray(data)
+def read_through_astropy(path: str, hdu: int) -> np.ndarray:
+    """A gzipped or tile-compressed image, decompressed by astropy; integers stay integers."""
+    with fits.open(path, memmap=False) as hdul:
+        data = hdul[hdu].data
+        if data is None:
+            raise FitsError(f"{path}: HDU {hdu} has no data")
+        if data.dtype.kind == "f" and np.all(np.mod(data, 1) == 0) and 0 <= data.min() and data.max() < 65536:
+            return data.astype(np.uint16)
+        return np.asarray(data)
+
+
+def read_stored(path: str, data_offset: int, naxis1: int, naxis2: int, bitpix: int) -> np.ndarray:
+    """An uncompressed image exactly as stored (big-endian, BZERO not applied): one read."""
     dtype = _DTYPES.get(bitpix)
     if dtype is None:
         raise FitsError(f"{path}: unsupported BITPIX {bitpix}")
     count = naxis1 * naxis2
     with open(path, "rb") as stream:  # read-only
         stream.seek(data_offset)
-        data = np.frombuffer(stream.read(count * abs(bitpix) // 8), dtype=dtype)
-    if data.size != count:
+        buffer = stream.read(count * abs(bitpix) // 8)
+    if len(buffer) != count * abs(bitpix) // 8:
         raise FitsError(f"{path}: data unit shorter than {naxis1} x {naxis2} pixels")
-    data = data.reshape(naxis2, naxis1)
-    if bitpix == 16 and bzero == 32768 and bscale == 1:
-        return (data.view(">u2") ^ np.uint16(0x8000)).astype(np.uint16)
+    return np.frombuffer(buffer, dtype=dtype).reshape(naxis2, naxis1)
+
+
+def to_physical(stored: np.ndarray, bzero: float = 0.0, bscale: float = 1.0) -> np.ndarray:
+    """Stored values to physical ones; 16-bit data with BZERO 32768 become uint16."""
+    if stored.dtype.itemsize == 2 and stored.dtype.kind == "i" and bzero == 32768 and bscale == 1:
+        native = stored.view(stored.dtype.byteorder + "u2").astype(np.uint16)
+        native ^= np.uint16(0x8000)  # signed storage + 32768 == flip the top bit
+        return native
     if bzero or bscale != 1:
-        return data * bscale + bzero
-    return data.astype(data.dtype.newbyteorder("="))
+        return stored * bscale + bzero
+    return stored.astype(stored.dtype.newbyteorder("="))

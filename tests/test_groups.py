@@ -91,9 +91,11 @@ def test_qc_figures_are_numpys_on_the_same_pixels(night_db, small_night):
         (x1, x2), (y1, y2) = (map(int, x.split(":")), map(int, y.split(":")))
         cut = data[y1 - 1 : y2, x1 - 1 : x2]
         assert mean == pytest.approx(cut.mean(), rel=1e-9)
-        assert median == pytest.approx(np.median(cut))
-        assert std == pytest.approx(1.482602218505602 * np.median(np.abs(cut - np.median(cut))))
         assert (lo, hi) == (cut.min(), cut.max())
+        sample = cut[::4, ::4]  # the median and robust std come from a 1-in-16 sample
+        assert median == pytest.approx(np.median(sample))
+        assert std == pytest.approx(1.482602218505602 * np.median(np.abs(sample - np.median(sample))))
+        assert median == pytest.approx(np.median(cut), rel=5e-3, abs=1.0)
 
 
 def test_frames_are_associated_to_their_own_filters_masters(night_db):
