@@ -260,3 +260,51 @@ CREATE TABLE associations (
     rule        TEXT NOT NULL,            -- same night / nearest night within N days / none: why
     PRIMARY KEY (file_id, purpose)
 ) WITHOUT ROWID;
+
+-- Products: masters and reduced frames, registered only once their file is complete.
+CREATE TABLE products (
+    product_id      INTEGER PRIMARY KEY,
+    kind            TEXT NOT NULL,        -- master_bias, master_flat, reduced
+    night           TEXT,
+    filter          TEXT,
+    path            TEXT NOT NULL,
+    content_hash    TEXT NOT NULL,        -- XXH3-128 of the product file
+    size            INTEGER NOT NULL,
+    recipe_key      TEXT NOT NULL,        -- step, parameters, code version and inputs, hashed
+    step            TEXT NOT NULL,
+    parameters_json TEXT NOT NULL,
+    code_version    INTEGER NOT NULL,
+    group_id        INTEGER REFERENCES calibration_groups (group_id) ON DELETE SET NULL,
+    file_id         INTEGER REFERENCES files (file_id),  -- the raw frame of a reduced product
+    entity_id       INTEGER REFERENCES entities (entity_id),
+    activity_id     INTEGER REFERENCES activities (activity_id),
+    current         INTEGER NOT NULL,     -- 0 once a rebuild superseded it
+    created_at      TEXT NOT NULL
+);
+CREATE INDEX products_recipe ON products (recipe_key);
+CREATE INDEX products_path ON products (path);
+
+-- What each product was made from: raw frames (by content) and other products.
+CREATE TABLE product_inputs (
+    product_id       INTEGER NOT NULL REFERENCES products (product_id) ON DELETE CASCADE,
+    role             TEXT NOT NULL,       -- member, raw, master_bias, master_flat
+    file_id          INTEGER REFERENCES files (file_id),
+    input_product_id INTEGER REFERENCES products (product_id),
+    content_hash     TEXT,
+    included         INTEGER NOT NULL DEFAULT 1,  -- members left out stay listed, with why
+    reason           TEXT
+);
+CREATE INDEX product_inputs_product ON product_inputs (product_id);
+CREATE INDEX product_inputs_file ON product_inputs (file_id);
+CREATE INDEX product_inputs_input ON product_inputs (input_product_id);
+
+-- A product's ancestry, one row per (product, ancestor) pair at any depth.
+CREATE VIEW lineage AS
+WITH RECURSIVE ancestry (product_id, depth, role, file_id, input_product_id) AS (
+    SELECT product_id, 1, role, file_id, input_product_id FROM product_inputs WHERE included = 1
+    UNION ALL
+    SELECT a.product_id, a.depth + 1, i.role, i.file_id, i.input_product_id
+    FROM ancestry AS a JOIN product_inputs AS i ON i.product_id = a.input_product_id
+    WHERE i.included = 1
+)
+SELECT product_id, depth, role, file_id, input_product_id FROM ancestry;

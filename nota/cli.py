@@ -484,5 +484,145 @@ def explain(
         typer.echo(f"  {answer['note']}")
 
 
+# reduction and products ------------------------------------------------------------------------
+
+
+def _memory(text: str) -> int:
+    units = {"k": 2**10, "m": 2**20, "g": 2**30}
+    value = text.strip().lower().rstrip("b")
+    try:
+        if value and value[-1] in units:
+            return int(float(value[:-1]) * units[value[-1]])
+        return int(value)
+    except ValueError:
+        raise NotaError(f"--memory {text!r}: give a size such as 800M or 2G") from None
+
+
+@app.command()
+@_fails_cleanly
+def reduce(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be built, build nothing."),
+    jobs: Optional[int] = typer.Option(None, help="Worker processes (default: the cores)."),
+    scheduler: Optional[str] = typer.Option(
+        None, help="Run on Dask: 'local' starts a local cluster, or tcp://HOST:PORT."
+    ),
+    overscan: bool = typer.Option(False, "--overscan", help="Subtract the overscan (BIASSEC) row by row first."),
+    keep_intermediate: bool = typer.Option(
+        False, "--keep-intermediate", help="Also write the lecture's t_ and zt_ files."
+    ),
+    memory: str = typer.Option("1G", help="Memory budget for combining masters."),
+    products: Optional[Path] = typer.Option(
+        None, "--products", envvar="NOTA_PRODUCTS", help="Products root (default: products/ beside the archive)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan or the report as JSON."),
+) -> None:
+    """Make master biases, master flats and flat-fielded frames: only what is missing or stale.
+
+    Run `nota qc` and `nota groups` first. A product is stale when an input's content, a
+    parameter, a group's membership or the step's code changed. Exit status 1 when any
+    product failed (each says why), 0 otherwise.
+
+    Example:
+
+        nota reduce --dry-run && nota reduce --jobs 2
+    """
+    from nota.archive.reduction import ReduceOptions, default_products_root, plan_reduction, run_plan
+
+    options = ReduceOptions(
+        products_root=str(products or default_products_root(state.db)),
+        overscan=overscan,
+        keep_intermediate=keep_intermediate,
+        memory_bytes=_memory(memory),
+    )
+    db = _open_db()
+    plan = plan_reduction(db, options)
+    if dry_run:
+        rows = [{"kind": t.kind, "output": t.output, "key": t.key, "inputs": len(t.inputs),
+                 "status": "impossible: " + t.failure if t.failure else "to build"} for t in plan.tasks]
+        if as_json:
+            print_json({"to_build": rows, "up_to_date": len(plan.up_to_date)})
+            return
+        print_table(["kind", "output", "inputs", "status"],
+                    [(r["kind"], r["output"], r["inputs"], r["status"]) for r in rows])
+        typer.echo(f"{len(plan.to_build)} to build, {len(plan.impossible)} impossible,"
+                   f" {len(plan.up_to_date)} up to date")
+        return
+    if not plan.tasks:
+        typer.echo(f"nothing to do: {len(plan.up_to_date)} product(s) up to date")
+        return
+    with progress_bar("reducing") as update:
+        report = run_plan(db, plan, options, jobs=jobs, scheduler=scheduler, on_task=update)
+    if as_json:
+        print_json({"built": report.built, "failed": [{"output": o, "error": e} for o, e in report.failed],
+                    "up_to_date": report.up_to_date})
+    else:
+        for output, error in report.failed:
+            typer.echo(f"failed {output}: {error}", err=True)
+        kinds = {}
+        for b in report.built:
+            kinds[b["kind"]] = kinds.get(b["kind"], 0) + 1
+        made = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "nothing"
+        typer.echo(f"built {made}; {report.up_to_date} up to date; {len(report.failed)} failed")
+        typer.echo(f"products in {options.products_root}")
+    if report.failed:
+        raise typer.Exit(EXIT_ERROR)
+
+
+@app.command("products")
+@_fails_cleanly
+def products_command(as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:
+    """List the archive's current products with their inputs.
+
+    Example:
+
+        nota products --json
+    """
+    from nota.archive.products import list_products
+
+    found = list_products(state.db)
+    if as_json:
+        print_json(found)
+        return
+    print_table(["id", "kind", "night", "filter", "path", "inputs"],
+                [(p["id"], p["kind"], p["night"], p["filter"] or "", p["path"], len(p["inputs"])) for p in found])
+
+
+@app.command()
+@_fails_cleanly
+def lineage(
+    product: str = typer.Argument(..., help="Product id, file name, path or NOTAKEY."),
+    as_json: bool = typer.Option(False, "--json", help="Print the tree as JSON."),
+    prov: bool = typer.Option(False, "--prov", help="Print W3C PROV-JSON."),
+) -> None:
+    """Print the tree a product was made from, down to the raw frames.
+
+    Example:
+
+        nota lineage fzt_ALrd120103.fits
+    """
+    from nota.archive.products import lineage as product_lineage, prov_document
+
+    if prov:
+        print_json(prov_document(state.db, product))
+        return
+    tree = product_lineage(state.db, product)
+    if as_json:
+        print_json(tree)
+        return
+
+    def show(node: dict, depth: int) -> None:
+        pad = "  " * depth
+        if node.get("kind") == "raw":
+            mark = "" if node["included"] else f"  [left out: {node['reason']}]"
+            typer.echo(f"{pad}{node['role']}: {node['filename']} ({node['content_hash'][:12]}){mark}")
+            return
+        role = f"{node['role']}: " if "role" in node else ""
+        typer.echo(f"{pad}{role}{node['kind']} {Path(node['path']).name} (#{node['id']})")
+        for child in node["inputs"]:
+            show(child, depth + 1)
+
+    show(tree, 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

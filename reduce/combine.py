@@ -70,17 +70,22 @@ class Combined:
 def median_combine(
     stack: np.ndarray,
     *,
+    method: str = "median",
+    row_offsets: np.ndarray | None = None,
     offset: np.ndarray | None = None,
     scale: Iterable[float] | None = None,
     clip_max: float | None = None,
     memory_bytes: int = 512 * 2**20,
 ) -> Combined:
-    """Median of a stack (N, rows, cols) over N, tile by tile within ``memory_bytes``.
+    """Median (or mean) of a stack (N, rows, cols) over N, tile by tile within ``memory_bytes``.
 
-    ``clip_max`` rejects values above it before the offset and scale are applied, as
-    ccdproc clips before scaling; ``offset`` (rows, cols) is subtracted from every frame
-    (a master bias) and ``scale`` multiplies frame i.
+    ``clip_max`` rejects values above it before anything is subtracted or scaled, as
+    ccdproc clips before scaling; ``row_offsets`` (N, rows) is subtracted row by row from
+    each frame (its overscan level), ``offset`` (rows, cols) from every frame (a master
+    bias), and ``scale`` multiplies frame i.
     """
+    if method not in ("median", "mean"):
+        raise ValueError(f"combine method must be median or mean, not {method!r}")
     n, rows, cols = stack.shape
     factors = None if scale is None else np.asarray(list(scale), dtype=np.float32).reshape(n, 1, 1)
     # A tile's float32 copy and its temporaries: about four copies of the tile.
@@ -97,19 +102,25 @@ def median_combine(
             rejected = block > clip_max
             if not rejected.any():
                 rejected = None
+        if row_offsets is not None:
+            block -= row_offsets[:, r0:r1, None].astype(np.float32)
         if offset is not None:
             block -= offset[r0:r1].astype(np.float32)
         if factors is not None:
             block *= factors
-        if rejected is None:
-            med = np.median(block, axis=0)
-            mad = np.median(np.abs(block - med), axis=0)
-            count = np.full(med.shape, n, dtype=np.int16)
-        else:
+        if rejected is not None:
             block[rejected] = np.nan
-            med = np.nanmedian(block, axis=0)
-            mad = np.nanmedian(np.abs(block - med), axis=0)
             count = (n - rejected.sum(axis=0)).astype(np.int16)
+        else:
+            count = np.full(block.shape[1:], n, dtype=np.int16)
+        middle = np.nanmedian if rejected is not None else np.median
+        if method == "median":
+            med = middle(block, axis=0)
+        else:
+            med = (np.nanmean if rejected is not None else np.mean)(block, axis=0, dtype=np.float64).astype(np.float32)
+        # ccdproc's uncertainty is the scatter about the median whichever the combination.
+        centre = med if method == "median" else middle(block, axis=0)
+        mad = middle(np.abs(block - centre), axis=0)
         data[r0:r1] = med
         with np.errstate(divide="ignore", invalid="ignore"):
             sigma[r0:r1] = MAD_TO_SIGMA * mad / np.sqrt(count)

@@ -116,3 +116,29 @@ def night_db(_night_db, tmp_path):
     source.close()
     target.close()
     return copy
+
+
+def copy_database(source, target):
+    """A consistent copy of an archive (WAL included) through SQLite's backup API."""
+    import sqlite3
+
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    return target
+
+
+@pytest.fixture(scope="session")
+def _reduced(_night_db, tmp_path_factory):
+    """The small night reduced once: (archive path, products root)."""
+    from nota.archive.reduction import ReduceOptions, plan_reduction, run_plan
+
+    base = tmp_path_factory.mktemp("reduced")
+    path = copy_database(_night_db, base / "reduced.db")
+    db = open_database(path)
+    options = ReduceOptions(products_root=str(base / "products"))
+    report = run_plan(db, plan_reduction(db, options), options, jobs=1)
+    assert not report.failed, report.failed
+    db.conn.close()
+    return path, options

@@ -74,6 +74,7 @@ class Profile:
     standards: Mapping[str, str] = field(default_factory=dict)
     qc: Mapping[str, float] = field(default_factory=dict)
     groups: Mapping[str, Any] = field(default_factory=dict)
+    reduce: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -148,6 +149,7 @@ def _profile_from_dict(key: str, raw: dict[str, Any]) -> Profile:
             standards=dict(raw.get("standards", {})),
             qc=dict(raw.get("qc", {})),
             groups=dict(raw.get("groups", {})),
+            reduce=dict(raw.get("reduce", {})),
         )
     except (KeyError, TypeError) as exc:
         raise ProfileError(f"instrument profile {key}.toml: missing or malformed {exc}") from exc

@@ -1,0 +1,687 @@
+"""The reduction plan: what must be made, from what, and the running of it.
+
+This module owns the plan and is the only place that touches the disk and the database
+for reductions. ``plan_reduction`` reads the calibration groups and associations and
+names every product the night needs (master biases, master flats, reduced frames) with a
+*recipe key*: a hash of the step, its parameters, its code version and the content of
+every input. A product whose key is already in the archive, with its file intact, is up
+to date; anything else is stale and rebuilt, so an input changed on disk, a changed
+parameter, an exclusion or a new step version rebuilds exactly what depends on it.
+
+``run_plan`` builds the masters, then the frames, in worker processes (or on a Dask
+cluster). Workers read raw files and write products (to a temporary name, then renamed);
+only this process writes the database, one transaction per product.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import platform
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import sqlite_utils
+from astropy.io import fits
+from astropy.nddata import CCDData, StdDevUncertainty
+
+import nota
+from nota.archive import provenance
+from nota.archive.database import transaction
+from nota.archive.ingest import content_hash
+from nota.errors import NotaError
+from nota.instruments import Profile, available_profiles, load_profile
+from nota.reduce.calibrate import (
+    flat_correct,
+    mask_saturated,
+    subtract_bias,
+    subtract_overscan,
+    to_ccd,
+    trim,
+    with_deviation,
+)
+from nota.reduce.combine import FrameStack, median_combine
+from nota.reduce.rawdata import read_stored, read_through_astropy, to_physical
+from nota.reduce.sections import binned, to_slices
+
+log = logging.getLogger(__name__)
+
+# Bump a step's version when its algorithm changes: its products become stale.
+STEP_VERSIONS = {"master_bias": 1, "master_flat": 1, "reduced": 1}
+TMP_PREFIX = ".nota-tmp-"
+
+__all__ = [
+    "ReduceOptions",
+    "Task",
+    "Plan",
+    "RunReport",
+    "plan_reduction",
+    "run_plan",
+    "default_products_root",
+]
+
+
+@dataclass(frozen=True)
+class ReduceOptions:
+    """Choices a user makes for a reduction; the profile's [reduce] section gives defaults."""
+
+    products_root: str
+    overscan: bool = False
+    keep_intermediate: bool = False
+    memory_bytes: int = 1024 * 2**20
+
+
+@dataclass(frozen=True)
+class RawInput:
+    """A raw frame as a worker needs it: where its pixels are and how they are stored."""
+
+    file_id: int
+    path: str
+    name: str
+    content_hash: str
+    layout: str
+    data_hdu: int
+    data_offset: int
+    naxis1: int
+    naxis2: int
+    bitpix: int
+    bzero: float
+    bscale: float
+    included: bool = True
+    reason: str = "good"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One product to make."""
+
+    kind: str  # master_bias, master_flat, reduced
+    key: str
+    output: str
+    night: str | None
+    filter: str | None
+    params: dict[str, Any]
+    inputs: tuple[RawInput, ...]
+    group_id: int | None = None
+    file_id: int | None = None
+    needs: dict[str, str] = field(default_factory=dict)  # role -> recipe key of a master
+    failure: str | None = None  # set when the plan already knows it cannot be made
+
+
+@dataclass
+class Plan:
+    tasks: list[Task]
+    up_to_date: list[Task]
+
+    @property
+    def to_build(self) -> list[Task]:
+        return [t for t in self.tasks if t.failure is None]
+
+    @property
+    def impossible(self) -> list[Task]:
+        return [t for t in self.tasks if t.failure is not None]
+
+
+@dataclass
+class RunReport:
+    built: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (output or frame, message)
+    up_to_date: int = 0
+
+
+def default_products_root(db_path: str | Path) -> str:
+    """Products live in ``products/`` beside the archive database, never beside raw files."""
+    return str(Path(db_path).absolute().parent / "products")
+
+
+def _recipe_key(kind: str, params: dict[str, Any], inputs: Iterable[str], needs: dict[str, str]) -> str:
+    text = json.dumps(
+        {"step": kind, "version": STEP_VERSIONS[kind], "params": params,
+         "inputs": sorted(inputs), "needs": needs},
+        sort_keys=True,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+# Planning -----------------------------------------------------------------------------------
+
+_RAW_SQL = """
+SELECT f.file_id, f.path, f.name, f.content_hash, f.layout, f.data_hdu, h.data_offset,
+       h.naxis1, h.naxis2, h.bitpix,
+       (SELECT value FROM headers c WHERE c.file_id = f.file_id AND c.hdu = f.data_hdu
+          AND c.keyword = 'BZERO') AS bzero,
+       (SELECT value FROM headers c WHERE c.file_id = f.file_id AND c.hdu = f.data_hdu
+          AND c.keyword = 'BSCALE') AS bscale
+FROM files f JOIN hdus h ON h.file_id = f.file_id AND h.hdu = f.data_hdu
+WHERE f.file_id = ?
+"""
+
+
+def _raw_input(conn, file_id: int, included: bool = True, reason: str = "good") -> RawInput:
+    row = conn.execute(_RAW_SQL, (file_id,)).fetchone()
+    if row is None:
+        raise NotaError(f"file {file_id} has no image data in the archive")
+    (fid, path, name, digest, layout, data_hdu, offset, n1, n2, bitpix, bzero, bscale) = row
+    return RawInput(fid, path, name, digest, layout, data_hdu, offset, n1, n2, bitpix,
+                    float(bzero or 0.0), float(bscale or 1.0), included, reason)
+
+
+def _frame_facts(conn, file_id: int) -> dict[str, Any]:
+    cursor = conn.execute(
+        "SELECT o.file_id, f.name AS filename, o.night, o.instrument, o.filter, o.binning, o.gain,"
+        " o.read_noise FROM observations o JOIN files f USING (file_id)"
+        " WHERE o.file_id = ? AND f.status = 'ok'",
+        (file_id,),
+    )
+    columns = [d[0] for d in cursor.description]
+    row = cursor.fetchone()
+    return dict(zip(columns, row)) if row else {}
+
+
+def _sections(conn, file_id: int, profile: Profile, binning: str) -> dict[str, str]:
+    """TRIMSEC and BIASSEC from the header when present, else the profile's (binned)."""
+    found = dict(conn.execute(
+        "SELECT keyword, value FROM headers WHERE file_id = ? AND keyword IN ('TRIMSEC', 'BIASSEC')",
+        (file_id,),
+    ).fetchall())
+    xbin, ybin = (int(v) for v in (binning or "1x1").split("x"))
+    return {
+        "trimsec": found.get("TRIMSEC") or binned(profile.detector["trimsec"], xbin, ybin),
+        "biassec": found.get("BIASSEC") or binned(profile.detector["biassec"], xbin, ybin),
+    }
+
+
+def _profile_of(instrument: str | None) -> Profile:
+    for key in available_profiles():
+        profile = load_profile(key)
+        if profile.name == instrument:
+            return profile
+    raise NotaError(f"no instrument profile for {instrument!r}: nota cannot reduce its frames")
+
+
+def _params(kind: str, profile: Profile, options: ReduceOptions, sections: dict[str, str], facts: dict) -> dict:
+    r = profile.reduce
+    params: dict[str, Any] = {"trimsec": sections["trimsec"], "overscan": options.overscan}
+    if options.overscan:
+        params["biassec"] = sections["biassec"]
+        params["overscan_model"] = r.get("overscan_model", "median")
+    if kind == "master_bias":
+        params["clip_max"] = r.get("bias_clip_max", 800.0)
+        params["combine"] = r.get("bias_combine", "median")
+    elif kind == "master_flat":
+        params["combine"] = r.get("flat_combine", "median")
+        params["scaling"] = "inverse median"
+    else:
+        params["flat_min_value"] = r.get("flat_min_value", 0.1)
+        params["gain"] = facts.get("gain") or profile.detector["gain"]
+        params["read_noise"] = facts.get("read_noise") or profile.detector["read_noise"]
+        params["saturation"] = profile.detector["saturation"]
+        params["keep_intermediate"] = options.keep_intermediate
+    return params
+
+
+def plan_reduction(db: sqlite_utils.Database, options: ReduceOptions) -> Plan:
+    """Every product the archive's groups and associations call for, and which are stale."""
+    conn = db.conn
+    root = Path(options.products_root)
+    tasks: dict[str, Task] = {}
+    group_tasks: dict[int, Task] = {}
+    groups = conn.execute(
+        "SELECT group_id, purpose, night, instrument, filter, flat_kind, binning"
+        " FROM calibration_groups WHERE usable = 1 AND preferred = 1 ORDER BY purpose, night"
+    ).fetchall()
+    for purpose in ("master_bias", "master_flat"):
+        for group_id, gpurpose, night, instrument, filt, flat_kind, binning in groups:
+            if gpurpose != purpose:
+                continue
+            profile = _profile_of(instrument)
+            members = conn.execute(
+                "SELECT file_id, included, reason FROM group_members WHERE group_id = ? ORDER BY file_id",
+                (group_id,),
+            ).fetchall()
+            inputs = tuple(_raw_input(conn, fid, bool(inc), why) for fid, inc, why in members)
+            used = [i for i in inputs if i.included]
+            sections = _sections(conn, used[0].file_id, profile, binning)
+            params = _params(purpose, profile, options, sections, {})
+            needs: dict[str, str] = {}
+            failure = None
+            if purpose == "master_flat":
+                bias = _bias_group_for(conn, night, instrument, binning, used[0].file_id)
+                if bias is None or bias not in group_tasks:
+                    failure = f"no usable master bias for the {night} flats ({filt})"
+                else:
+                    needs["master_bias"] = group_tasks[bias].key
+            key = _recipe_key(purpose, params, [i.content_hash for i in used], needs)
+            name = f"{purpose}_{night}" + (f"_{filt}_{flat_kind}" if purpose == "master_flat" else "") + f"_{binning}.fits"
+            task = Task(purpose, key, str(root / night / purpose / name), night, filt, params,
+                        inputs, group_id=group_id, needs=needs, failure=failure)
+            tasks[key] = task
+            group_tasks[group_id] = task
+    associations = conn.execute(
+        "SELECT a.file_id, a.purpose, a.group_id, a.rule FROM associations a ORDER BY a.file_id, a.purpose"
+    ).fetchall()
+    by_frame: dict[int, dict[str, tuple]] = {}
+    for file_id, purpose, group_id, rule in associations:
+        by_frame.setdefault(file_id, {})[purpose] = (group_id, rule)
+    for file_id, chosen in sorted(by_frame.items()):
+        facts = _frame_facts(conn, file_id)
+        if not facts:
+            continue
+        profile = _profile_of(facts["instrument"])
+        raw = _raw_input(conn, file_id)
+        sections = _sections(conn, file_id, profile, facts["binning"])
+        params = _params("reduced", profile, options, sections, facts)
+        needs, failure = {}, None
+        for purpose in ("master_bias", "master_flat"):
+            group_id, rule = chosen.get(purpose, (None, "not associated"))
+            if group_id is None or group_id not in group_tasks:
+                failure = f"{facts['filename']}: no {purpose.replace('_', ' ')} ({rule})"
+                break
+            if group_tasks[group_id].failure:
+                failure = f"{facts['filename']}: {group_tasks[group_id].failure}"
+                break
+            needs[purpose] = group_tasks[group_id].key
+        key = _recipe_key("reduced", params, [raw.content_hash], needs)
+        output = root / (facts["night"] or "unknown") / "reduced" / f"fzt_{facts['filename'].split('.')[0]}.fits"
+        tasks[key] = Task("reduced", key, str(output), facts["night"], facts["filter"], params,
+                          (raw,), file_id=file_id, needs=needs, failure=failure)
+    current = {
+        row[0]: (row[1], row[2])
+        for row in conn.execute("SELECT recipe_key, path, size FROM products WHERE current = 1")
+    }
+    stale, fresh = [], []
+    for task in tasks.values():
+        have = current.get(task.key)
+        if have and have[0] == task.output and _intact(have[0], have[1]):
+            fresh.append(task)
+        else:
+            stale.append(task)
+    order = {"master_bias": 0, "master_flat": 1, "reduced": 2}
+    stale.sort(key=lambda t: (order[t.kind], t.output))
+    return Plan(stale, fresh)
+
+
+def _intact(path: str, size: int) -> bool:
+    try:
+        return os.path.getsize(path) == size
+    except OSError:
+        return False
+
+
+def _bias_group_for(conn, night, instrument, binning, file_id) -> int | None:
+    """The master-bias group a night's flats are corrected with: same night and readout."""
+    row = conn.execute(
+        "SELECT group_id FROM calibration_groups WHERE purpose = 'master_bias' AND usable = 1"
+        " AND preferred = 1 AND night = ? AND instrument IS ? AND binning = ?",
+        (night, instrument, binning),
+    ).fetchone()
+    return row[0] if row else None
+
+
+# Workers: read raw files, compute, write products. No database here. -----------------------
+
+
+def _read_raw(raw: RawInput) -> np.ndarray:
+    if raw.layout in ("simple", "mef"):
+        stored = read_stored(raw.path, raw.data_offset, raw.naxis1, raw.naxis2, raw.bitpix)
+        return to_physical(stored, raw.bzero, raw.bscale)
+    return read_through_astropy(raw.path, raw.data_hdu)
+
+
+def _raw_header(raw: RawInput) -> fits.Header:
+    """The frame's header as ALFOSC wrote it (image HDU's cards over the primary's)."""
+    with fits.open(raw.path, memmap=False, lazy_load_hdus=True) as hdul:
+        header = hdul[0].header.copy()
+        if raw.data_hdu:
+            for card in hdul[raw.data_hdu].header.cards:
+                if card.keyword not in ("XTENSION", "PCOUNT", "GCOUNT", "EXTNAME", "INHERIT", ""):
+                    header[card.keyword] = (card.value, card.comment)
+    for keyword in ("BZERO", "BSCALE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND"):
+        header.remove(keyword, ignore_missing=True, remove_all=True)
+    return header
+
+
+def _prepare(raw: RawInput, params: dict[str, Any]) -> tuple[CCDData, np.ndarray]:
+    """Raw pixels -> (overscan-subtracted,) trimmed CCDData; also the trimmed raw values."""
+    pixels = _read_raw(raw)
+    ccd = to_ccd(pixels)
+    if params.get("overscan"):
+        ccd = subtract_overscan(ccd, params["biassec"], params.get("overscan_model", "median"))
+    return trim(ccd, params["trimsec"]), pixels[to_slices(params["trimsec"])]
+
+
+def _stamp(header: fits.Header, task: Task, history: list[str], masters: dict[str, str]) -> fits.Header:
+    header = header.copy()
+    header["FILENAME"] = os.path.basename(task.output)
+    header["BUNIT"] = "adu"
+    header["NOTAVER"] = (nota.__version__, "nota version that made this product")
+    header["NOTAKEY"] = (task.key, "nota product id")
+    header["NOTASTEP"] = (task.kind, "nota step that made this product")
+    if "master_bias" in masters:
+        header["NOTABIAS"] = (os.path.basename(masters["master_bias"]), "master bias used")
+    if "master_flat" in masters:
+        header["NOTAFLAT"] = (os.path.basename(masters["master_flat"]), "master flat used")
+    for line in history:
+        header["HISTORY"] = line
+    return header
+
+
+def write_product(ccd: CCDData, path: str) -> tuple[str, int]:
+    """Write data (float32), UNCERT and MASK atomically; returns (content hash, size)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    data = np.asarray(ccd.data, dtype=np.float32)
+    out = CCDData(
+        data,
+        unit=ccd.unit,
+        meta=ccd.meta,
+        uncertainty=None if ccd.uncertainty is None
+        else StdDevUncertainty(np.asarray(ccd.uncertainty.array, dtype=np.float32)),
+        mask=None if ccd.mask is None else np.asarray(ccd.mask, dtype=bool),
+    )
+    hdul = out.to_hdu(hdu_mask="MASK", hdu_uncertainty="UNCERT", as_image_hdu=False)
+    for hdu in hdul:
+        if hdu.name == "MASK":
+            hdu.data = hdu.data.astype(np.uint8)
+    temporary = target.with_name(f"{TMP_PREFIX}{os.getpid()}-{target.name}")
+    try:
+        hdul.writeto(temporary, overwrite=True)
+        with open(temporary, "rb+") as stream:
+            os.fsync(stream.fileno())
+        digest = content_hash(str(temporary))
+        size = temporary.stat().st_size
+        os.replace(temporary, target)  # the product appears whole, or not at all
+    finally:
+        temporary.unlink(missing_ok=True)
+    return digest, size
+
+
+def _read_master(path: str) -> CCDData:
+    """A master's pixels, uncertainty and mask (its header is not needed to apply it)."""
+    with fits.open(path, memmap=False) as hdul:
+        return CCDData(
+            hdul[0].data.astype(np.float32),
+            unit="adu",
+            uncertainty=StdDevUncertainty(hdul["UNCERT"].data.astype(np.float32)),
+            mask=hdul["MASK"].data.astype(bool),
+        )
+
+
+def _build_master(task: Task, masters: dict[str, str], memory_bytes: int, scratch: str) -> dict[str, Any]:
+    used = [i for i in task.inputs if i.included]
+    params = task.params
+    rows, cols = to_slices(params["trimsec"])
+    shape = (rows.stop - rows.start, cols.stop - cols.start)
+    bias = _read_master(masters["master_bias"]).data if task.kind == "master_flat" else None
+    with FrameStack(len(used), shape, np.uint16, memory_bytes, Path(scratch)) as stack:
+        row_offsets = np.zeros((len(used), shape[0]), np.float32) if params.get("overscan") else None
+        scale = []
+        for i, raw in enumerate(used):  # each input read once
+            pixels = _read_raw(raw)
+            trimmed = pixels[rows, cols]
+            if trimmed.shape != shape:
+                raise NotaError(f"{raw.name}: {trimmed.shape} differs from the group's {shape}")
+            stack.array[i] = trimmed
+            if row_offsets is not None:
+                oscan = to_ccd(pixels)
+                levels = oscan.data - subtract_overscan(oscan, params["biassec"], params["overscan_model"]).data
+                row_offsets[i] = levels[rows, 0]
+            if task.kind == "master_flat":
+                corrected = trimmed.astype(np.float32) - bias
+                if row_offsets is not None:
+                    corrected -= row_offsets[i][:, None]
+                scale.append(1.0 / float(np.median(corrected)))
+        combined = median_combine(
+            stack.array,
+            method=params["combine"],
+            row_offsets=row_offsets,
+            offset=bias,
+            scale=scale or None,
+            clip_max=params.get("clip_max"),
+            memory_bytes=memory_bytes // 2,
+        )
+    data, sigma = combined.data, combined.uncertainty
+    history = [f"nota {task.kind}: {params['combine']} of {len(used)} frames, trimmed {params['trimsec']}"]
+    if task.kind == "master_bias":
+        history.append(f"values above {params['clip_max']} ADU rejected before combining")
+    else:
+        norm = float(np.mean(data, dtype=np.float64))
+        data, sigma = data / np.float32(norm), sigma / np.float32(norm)
+        history.append("bias-subtracted flats scaled by 1/median, then normalised to mean 1")
+    history.append("frames: " + ", ".join(i.name for i in used))
+    header = _raw_header(used[0])
+    header["NCOMBINE"] = (len(used), "frames combined")
+    ccd = CCDData(data, unit="adu", uncertainty=StdDevUncertainty(sigma), mask=combined.mask,
+                  meta=_stamp(header, task, history, masters))
+    digest, size = write_product(ccd, task.output)
+    return {"key": task.key, "path": task.output, "content_hash": digest, "size": size,
+            "median": float(np.median(data))}
+
+
+def _reduce_frame(task: Task, masters: dict[str, str]) -> dict[str, Any]:
+    params = task.params
+    (raw,) = task.inputs
+    ccd, raw_trimmed = _prepare(raw, params)
+    bias = _read_master(masters["master_bias"])
+    flat = _read_master(masters["master_flat"])
+    header = _raw_header(raw)
+    history = [f"nota: trimmed {params['trimsec']}" + (", overscan subtracted" if params["overscan"] else "")]
+    if params.get("keep_intermediate"):
+        write_product(CCDData(ccd.data, unit="adu", meta=_stamp(header, task, history, {})),
+                      str(Path(task.output).with_name("t_" + raw.name)))
+    ccd = subtract_bias(ccd, bias)
+    ccd = with_deviation(ccd, float(params["gain"]), float(params["read_noise"]))
+    ccd = mask_saturated(ccd, raw_trimmed, float(params["saturation"]))
+    history.append(f"nota: bias subtracted with {os.path.basename(masters['master_bias'])}")
+    if params.get("keep_intermediate"):
+        write_product(CCDData(ccd.data, unit="adu", meta=_stamp(header, task, history, masters)),
+                      str(Path(task.output).with_name("zt_" + raw.name)))
+    ccd = flat_correct(ccd, flat, min_value=float(params["flat_min_value"]))
+    history.append(f"nota: flat fielded with {os.path.basename(masters['master_flat'])}")
+    ccd.meta = _stamp(header, task, history, masters)
+    digest, size = write_product(ccd, task.output)
+    return {"key": task.key, "path": task.output, "content_hash": digest, "size": size,
+            "median": float(np.median(ccd.data))}
+
+
+def execute_task(task: Task, masters: dict[str, str], memory_bytes: int, scratch: str) -> dict[str, Any]:
+    """Make one product (in whatever process or cluster worker runs this); never raises."""
+    started = provenance.utc_now()
+    try:
+        if task.kind == "reduced":
+            result = _reduce_frame(task, masters)
+        else:
+            result = _build_master(task, masters, memory_bytes, scratch)
+        result["error"] = None
+    except Exception as exc:  # one frame's failure must not stop the night
+        result = {"key": task.key, "path": task.output, "error": f"{type(exc).__name__}: {exc}"}
+    result.update(started_at=started, ended_at=provenance.utc_now(), host=platform.node())
+    return result
+
+
+# Running the plan ---------------------------------------------------------------------------
+
+
+def _clean_temporaries(root: Path) -> None:
+    """Half-written files of a killed run: never registered, safe to remove."""
+    if root.exists():
+        for leftover in root.rglob(f"{TMP_PREFIX}*"):
+            leftover.unlink(missing_ok=True)
+        for leftover in root.rglob(".stack-*.npy"):
+            leftover.unlink(missing_ok=True)
+
+
+class _Local:
+    """Runs tasks in local worker processes (or in this process for jobs=1)."""
+
+    def __init__(self, jobs: int):
+        self.jobs = jobs
+        self.pool = None
+        if jobs > 1:
+            self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+
+    def map(self, tasks: list[Task], masters: dict[str, str], memory: int, scratch: str) -> Iterator[dict]:
+        if self.pool is None:
+            for task in tasks:
+                yield execute_task(task, masters, memory, scratch)
+            return
+        futures = [self.pool.submit(execute_task, t, masters, memory, scratch) for t in tasks]
+        for future in futures:
+            yield future.result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+class _Dask:
+    """Runs tasks on a Dask distributed cluster; results come back here to be recorded."""
+
+    def __init__(self, scheduler: str):
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:  # pragma: no cover - distributed is a dependency
+            raise NotaError("the Dask scheduler needs the 'distributed' package") from exc
+        if scheduler == "local":
+            self.cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                        host="127.0.0.1", dashboard_address=None)
+            self.client = Client(self.cluster)
+        else:
+            self.cluster = None
+            self.client = Client(scheduler)
+
+    def map(self, tasks: list[Task], masters: dict[str, str], memory: int, scratch: str) -> Iterator[dict]:
+        from distributed import as_completed
+
+        futures = [self.client.submit(execute_task, t, masters, memory, scratch, pure=False) for t in tasks]
+        for future in as_completed(futures):
+            yield future.result()
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def run_plan(
+    db: sqlite_utils.Database,
+    plan: Plan,
+    options: ReduceOptions,
+    *,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    on_task: Callable[[int, int], None] | None = None,
+) -> RunReport:
+    """Build what the plan says is missing: masters first, then frames."""
+    report = RunReport(up_to_date=len(plan.up_to_date))
+    root = Path(options.products_root)
+    _clean_temporaries(root)
+    conn = db.conn
+    known = {
+        row[0]: row[1] for row in conn.execute("SELECT recipe_key, path FROM products WHERE current = 1")
+    }
+    for task in plan.impossible:
+        _record_failure(conn, task, task.failure)
+        report.failed.append((task.output, task.failure))
+    runner = _Dask(scheduler) if scheduler else _Local(jobs or os.cpu_count() or 1)
+    done, total = 0, len(plan.to_build)
+    try:
+        for stage in ("master_bias", "master_flat", "reduced"):
+            ready = []
+            for task in (t for t in plan.to_build if t.kind == stage):
+                missing = [role for role, key in task.needs.items() if key not in known]
+                if missing:
+                    message = f"{os.path.basename(task.output)}: its {', '.join(missing)} could not be made"
+                    _record_failure(conn, task, message)
+                    report.failed.append((task.output, message))
+                    done += 1
+                    continue
+                ready.append(task)
+            by_key = {t.key: t for t in ready}
+            masters_for = {t.key: {role: known[key] for role, key in t.needs.items()} for t in ready}
+            # Masters are few and big: fewer at once keeps memory within the budget.
+            memory = options.memory_bytes if stage == "reduced" else options.memory_bytes // max(1, min(len(ready), jobs or 1))
+            results = _run_stage(runner, ready, masters_for, memory, str(root / ".scratch"))
+            for result in results:
+                task = by_key[result["key"]]
+                if result["error"]:
+                    _record_failure(conn, task, result["error"], result)
+                    report.failed.append((task.output, result["error"]))
+                else:
+                    _record_product(db, task, result, masters_for[task.key])
+                    known[task.key] = task.output
+                    report.built.append({"kind": task.kind, "path": task.output, "key": task.key})
+                done += 1
+                if on_task:
+                    on_task(done, total)
+    finally:
+        runner.close()
+    return report
+
+
+def _run_stage(runner, tasks: list[Task], masters_for: dict[str, dict], memory: int, scratch: str) -> Iterator[dict]:
+    """Tasks of one stage share no inputs but masters; group them by the masters they need."""
+    groups: dict[str, list[Task]] = {}
+    for task in tasks:
+        groups.setdefault(json.dumps(masters_for[task.key], sort_keys=True), []).append(task)
+    for encoded, members in groups.items():
+        yield from runner.map(members, json.loads(encoded), memory, scratch)
+
+
+def _activity(conn, task: Task, status: str, message: str | None, result: dict | None) -> int:
+    activity_id = provenance.start_activity(conn, task.kind, task.params)
+    if result:
+        conn.execute(
+            "UPDATE activities SET started_at = ?, host = ? WHERE activity_id = ?",
+            (result["started_at"], result["host"], activity_id),
+        )
+    provenance.finish_activity(conn, activity_id, status, message)
+    return activity_id
+
+
+def _record_failure(conn, task: Task, message: str, result: dict | None = None) -> None:
+    with conn:
+        _activity(conn, task, "failed", message, result)
+    log.warning("%s", message)
+
+
+def _record_product(db: sqlite_utils.Database, task: Task, result: dict, masters: dict[str, str]) -> None:
+    """Register a finished product and its provenance, all in one transaction."""
+    with transaction(db) as conn:
+        activity_id = _activity(conn, task, "ok", None, result)
+        entity_id = provenance.record_entity(conn, "product", task.output, result["content_hash"], result["size"])
+        provenance.record_generated(conn, activity_id, entity_id, task.kind)
+        conn.execute("UPDATE products SET current = 0 WHERE path = ? AND current = 1", (task.output,))
+        product_id = conn.execute(
+            "INSERT INTO products (kind, night, filter, path, content_hash, size, recipe_key, step,"
+            " parameters_json, code_version, group_id, file_id, entity_id, activity_id, current,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+            (task.kind, task.night, task.filter, task.output, result["content_hash"], result["size"],
+             task.key, task.kind, json.dumps(task.params, sort_keys=True), STEP_VERSIONS[task.kind],
+             task.group_id, task.file_id, entity_id, activity_id, provenance.utc_now()),
+        ).lastrowid
+        for raw in task.inputs:
+            role = "member" if task.kind != "reduced" else "raw"
+            conn.execute(
+                "INSERT INTO product_inputs (product_id, role, file_id, content_hash, included, reason)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (product_id, role, raw.file_id, raw.content_hash, int(raw.included), raw.reason),
+            )
+            if raw.included:
+                raw_entity = provenance.record_entity(conn, "raw", raw.path, raw.content_hash, None, raw.file_id)
+                provenance.record_used(conn, activity_id, raw_entity, role)
+        for role, path in masters.items():
+            master = conn.execute(
+                "SELECT product_id, entity_id, content_hash FROM products WHERE path = ? AND current = 1", (path,)
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO product_inputs (product_id, role, input_product_id, content_hash) VALUES (?, ?, ?, ?)",
+                (product_id, role, master[0], master[2]),
+            )
+            provenance.record_used(conn, activity_id, master[1], role)
