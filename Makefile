@@ -15,7 +15,7 @@ $(BIN)/nota: pyproject.toml
 
 venv: $(BIN)/nota
 
-# Simulate the built-in night (NOT/ALFOSC, 2008-04-12), index it, check it, group it.
+# Simulate the built-in night (NOT/ALFOSC, 2008-04-12), index, check, group and reduce it.
 demo: venv
 	rm -rf $(DEMO)
 	$(BIN)/nota simulate $(DEMO)
@@ -23,6 +23,9 @@ demo: venv
 	$(BIN)/nota --db $(NOTA_DB) qc
 	$(BIN)/nota --db $(NOTA_DB) groups
 	$(BIN)/nota --db $(NOTA_DB) explain ALrd120103.fits
+	$(BIN)/nota --db $(NOTA_DB) reduce
+	$(BIN)/nota --db $(NOTA_DB) products
+	$(BIN)/nota --db $(NOTA_DB) lineage fzt_ALrd120103.fits
 
 test: venv
 	$(BIN)/python -m pytest -q
@@ -30,6 +33,7 @@ test: venv
 bench: venv
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/qc.py
+	$(BIN)/python bench/reduce.py
 
 clean:
 	rm -rf $(DEMO) bench/out .pytest_cache

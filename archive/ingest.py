@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import logging
 import mmap
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from itertools import count, repeat
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from nota.archive.fitsheader import Card, Hdu, Truncated, read_file_hdus
 from nota.archive.frames import missing_keywords, observation_row
 from nota.errors import FitsError, NotaError
 from nota.instruments import profile_for_header
+from nota.parallel import map_in_processes
 
 log = logging.getLogger(__name__)
 
@@ -208,14 +207,7 @@ def _read(task: tuple[str, int, int, bool]) -> _Indexed:
 
 def _read_all(tasks: list[tuple[str, int, int, bool]], jobs: int | None) -> Iterator[_Indexed]:
     """Parse files in worker processes when there are enough to pay for them, in order."""
-    jobs = jobs or os.cpu_count() or 1
-    if jobs <= 1 or len(tasks) < PARALLEL_FROM:
-        yield from map(_read, tasks)
-        return
-    # fork: workers inherit the loaded profile and need nothing from the database.
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        yield from pool.map(_read, tasks, chunksize=8)
+    return map_in_processes(_read, tasks, jobs=jobs, parallel_from=PARALLEL_FROM, chunksize=8)
 
 
 def ingest(

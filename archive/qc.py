@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
-import os
 from collections import Counter, defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
@@ -27,6 +24,7 @@ from nota.archive import provenance
 from nota.archive.database import transaction
 from nota.errors import FitsError, NotaError
 from nota.instruments import Profile, load_profile
+from nota.parallel import map_in_processes
 from nota.reduce.rawdata import read_stored, read_through_astropy, to_physical
 from nota.reduce.sections import binned, to_slices
 from nota.reduce.statistics import (
@@ -181,13 +179,7 @@ def _safe_measure(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def _measure_all(tasks: list[dict[str, Any]], jobs: int | None) -> Iterator[dict[str, Any]]:
-    jobs = jobs or os.cpu_count() or 1
-    if jobs <= 1 or len(tasks) < 8:
-        yield from map(_safe_measure, tasks)
-        return
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        yield from pool.map(_safe_measure, tasks, chunksize=2)
+    return map_in_processes(_safe_measure, tasks, jobs=jobs, parallel_from=8, chunksize=2)
 
 
 def run_qc(

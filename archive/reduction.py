@@ -15,6 +15,7 @@ only this process writes the database, one transaction per product.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -392,8 +393,6 @@ def write_product(ccd: CCDData, path: str) -> tuple[str, int]:
     temporary = target.with_name(f"{TMP_PREFIX}{os.getpid()}-{target.name}")
     try:
         hdul.writeto(temporary, overwrite=True)
-        with open(temporary, "rb+") as stream:
-            os.fsync(stream.fileno())
         digest = content_hash(str(temporary))
         size = temporary.stat().st_size
         os.replace(temporary, target)  # the product appears whole, or not at all
@@ -402,8 +401,9 @@ def write_product(ccd: CCDData, path: str) -> tuple[str, int]:
     return digest, size
 
 
-def _read_master(path: str) -> CCDData:
-    """A master's pixels, uncertainty and mask (its header is not needed to apply it)."""
+@functools.lru_cache(maxsize=4)
+def _read_master(path: str, _size: int = 0) -> CCDData:
+    """A master's pixels, uncertainty and mask, read once per worker (keyed by path and size)."""
     with fits.open(path, memmap=False) as hdul:
         return CCDData(
             hdul[0].data.astype(np.float32),
@@ -418,7 +418,10 @@ def _build_master(task: Task, masters: dict[str, str], memory_bytes: int, scratc
     params = task.params
     rows, cols = to_slices(params["trimsec"])
     shape = (rows.stop - rows.start, cols.stop - cols.start)
-    bias = _read_master(masters["master_bias"]).data if task.kind == "master_flat" else None
+    bias = (
+        _read_master(masters["master_bias"], os.path.getsize(masters["master_bias"])).data
+        if task.kind == "master_flat" else None
+    )
     with FrameStack(len(used), shape, np.uint16, memory_bytes, Path(scratch)) as stack:
         row_offsets = np.zeros((len(used), shape[0]), np.float32) if params.get("overscan") else None
         scale = []
@@ -460,16 +463,15 @@ def _build_master(task: Task, masters: dict[str, str], memory_bytes: int, scratc
     ccd = CCDData(data, unit="adu", uncertainty=StdDevUncertainty(sigma), mask=combined.mask,
                   meta=_stamp(header, task, history, masters))
     digest, size = write_product(ccd, task.output)
-    return {"key": task.key, "path": task.output, "content_hash": digest, "size": size,
-            "median": float(np.median(data))}
+    return {"key": task.key, "path": task.output, "content_hash": digest, "size": size}
 
 
 def _reduce_frame(task: Task, masters: dict[str, str]) -> dict[str, Any]:
     params = task.params
     (raw,) = task.inputs
     ccd, raw_trimmed = _prepare(raw, params)
-    bias = _read_master(masters["master_bias"])
-    flat = _read_master(masters["master_flat"])
+    bias = _read_master(masters["master_bias"], os.path.getsize(masters["master_bias"]))
+    flat = _read_master(masters["master_flat"], os.path.getsize(masters["master_flat"]))
     header = _raw_header(raw)
     history = [f"nota: trimmed {params['trimsec']}" + (", overscan subtracted" if params["overscan"] else "")]
     if params.get("keep_intermediate"):
@@ -486,8 +488,7 @@ def _reduce_frame(task: Task, masters: dict[str, str]) -> dict[str, Any]:
     history.append(f"nota: flat fielded with {os.path.basename(masters['master_flat'])}")
     ccd.meta = _stamp(header, task, history, masters)
     digest, size = write_product(ccd, task.output)
-    return {"key": task.key, "path": task.output, "content_hash": digest, "size": size,
-            "median": float(np.median(ccd.data))}
+    return {"key": task.key, "path": task.output, "content_hash": digest, "size": size}
 
 
 def execute_task(task: Task, masters: dict[str, str], memory_bytes: int, scratch: str) -> dict[str, Any]:

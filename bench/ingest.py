@@ -18,7 +18,6 @@ ImageFileCollection while storing every card; nota's full ingest within 1.5x the
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import sys
 import tempfile

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -23,6 +24,17 @@ import numpy as np
 __all__ = ["FrameStack", "Combined", "median_combine", "MAD_TO_SIGMA"]
 
 MAD_TO_SIGMA = 1.482602218505602
+
+
+def _centre_and_spread(block: np.ndarray, method: str, nan: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(median or mean, MAD about the median) over axis 0."""
+    median = np.nanmedian if nan else np.median
+    middle = median(block, axis=0)
+    centre = middle if method == "median" else (np.nanmean if nan else np.mean)(
+        block, axis=0, dtype=np.float64
+    ).astype(np.float32)
+    # ccdproc's uncertainty is the scatter about the median whichever the combination.
+    return centre, median(np.abs(block - middle), axis=0)
 
 
 class FrameStack:
@@ -108,19 +120,19 @@ def median_combine(
             block -= offset[r0:r1].astype(np.float32)
         if factors is not None:
             block *= factors
-        if rejected is not None:
-            block[rejected] = np.nan
-            count = (n - rejected.sum(axis=0)).astype(np.int16)
-        else:
+        if rejected is None:
             count = np.full(block.shape[1:], n, dtype=np.int16)
-        middle = np.nanmedian if rejected is not None else np.median
-        if method == "median":
-            med = middle(block, axis=0)
+            med, mad = _centre_and_spread(block, method, nan=False)
         else:
-            med = (np.nanmean if rejected is not None else np.mean)(block, axis=0, dtype=np.float64).astype(np.float32)
-        # ccdproc's uncertainty is the scatter about the median whichever the combination.
-        centre = med if method == "median" else middle(block, axis=0)
-        mad = middle(np.abs(block - centre), axis=0)
+            # Only the few pixels with a rejected value need the slower NaN-aware path.
+            count = (n - rejected.sum(axis=0)).astype(np.int16)
+            med, mad = _centre_and_spread(block, method, nan=False)
+            hit = count < n
+            columns = block[:, hit]
+            columns[rejected[:, hit]] = np.nan
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-rejected pixels: NaN, masked
+                med[hit], mad[hit] = _centre_and_spread(columns, method, nan=True)
         data[r0:r1] = med
         with np.errstate(divide="ignore", invalid="ignore"):
             sigma[r0:r1] = MAD_TO_SIGMA * mad / np.sqrt(count)

@@ -106,7 +106,6 @@ def _night_db(small_night, tmp_path_factory):
 @pytest.fixture
 def night_db(_night_db, tmp_path):
     """A private copy of the grouped night's archive: tests may change it freely."""
-    import shutil
     import sqlite3
 
     copy = tmp_path / "night.db"

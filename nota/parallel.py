@@ -1,0 +1,36 @@
+"""Running one function over many files in worker processes, results in order.
+
+Ingest and quality control read many files and touch no database in their workers, so a
+process pool pays off once there are enough files; below that, the work stays in this
+process. Workers are forked: they inherit the loaded modules and profiles.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Iterator, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+__all__ = ["map_in_processes"]
+
+
+def map_in_processes(
+    function: Callable[[T], R],
+    items: list[T],
+    *,
+    jobs: int | None = None,
+    parallel_from: int = 8,
+    chunksize: int = 1,
+) -> Iterator[R]:
+    """``map(function, items)`` in ``jobs`` processes (default: the cores) when worth it."""
+    jobs = jobs or os.cpu_count() or 1
+    if jobs <= 1 or len(items) < parallel_from:
+        yield from map(function, items)
+        return
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        yield from pool.map(function, items, chunksize=chunksize)
