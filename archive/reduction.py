@@ -22,6 +22,8 @@ import logging
 import multiprocessing
 import os
 import platform
+import resource
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +136,8 @@ class RunReport:
     built: list[dict[str, Any]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (output or frame, message)
     up_to_date: int = 0
+    worker_cpu_seconds: float = 0.0  # CPU the workers spent, wherever they ran
+    worker_peak_rss_mb: float = 0.0  # the largest worker's peak memory
 
 
 def default_products_root(db_path: str | Path) -> str:
@@ -494,6 +498,7 @@ def _reduce_frame(task: Task, masters: dict[str, str]) -> dict[str, Any]:
 def execute_task(task: Task, masters: dict[str, str], memory_bytes: int, scratch: str) -> dict[str, Any]:
     """Make one product (in whatever process or cluster worker runs this); never raises."""
     started = provenance.utc_now()
+    cpu = time.process_time()
     try:
         if task.kind == "reduced":
             result = _reduce_frame(task, masters)
@@ -502,7 +507,13 @@ def execute_task(task: Task, masters: dict[str, str], memory_bytes: int, scratch
         result["error"] = None
     except Exception as exc:  # one frame's failure must not stop the night
         result = {"key": task.key, "path": task.output, "error": f"{type(exc).__name__}: {exc}"}
-    result.update(started_at=started, ended_at=provenance.utc_now(), host=platform.node())
+    result.update(
+        started_at=started,
+        ended_at=provenance.utc_now(),
+        host=platform.node(),
+        cpu_seconds=time.process_time() - cpu,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
     return result
 
 
@@ -525,7 +536,11 @@ class _Local:
         self.jobs = jobs
         self.pool = None
         if jobs > 1:
-            self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+            # A fork server imports nota once and forks clean workers from it: cheap starts,
+            # and none of this process's threads or database handles cross over.
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["nota.archive.reduction"])
+            self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
 
     def map(self, tasks: list[Task], masters: dict[str, str], memory: int, scratch: str) -> Iterator[dict]:
         if self.pool is None:
@@ -611,6 +626,8 @@ def run_plan(
             results = _run_stage(runner, ready, masters_for, memory, str(root / ".scratch"))
             for result in results:
                 task = by_key[result["key"]]
+                report.worker_cpu_seconds += result.get("cpu_seconds", 0.0)
+                report.worker_peak_rss_mb = max(report.worker_peak_rss_mb, result.get("peak_rss_mb", 0.0))
                 if result["error"]:
                     _record_failure(conn, task, result["error"], result)
                     report.failed.append((task.output, result["error"]))

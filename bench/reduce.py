@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -118,7 +119,9 @@ def run_nota(db_path: Path, out: Path, small: bool) -> dict:
     report = run_plan(db, plan_reduction(db, options), options)
     assert not report.failed, report.failed
     written = sum(p.stat().st_size for p in out.rglob("*.fits"))
-    return {"bytes_written": written, "products": len(report.built)}
+    # Workers come from a fork server, not from this process: they report their own use.
+    return {"bytes_written": written, "products": len(report.built),
+            "worker_cpu": report.worker_cpu_seconds, "worker_peak_mb": report.worker_peak_rss_mb}
 
 
 def run_floor(db_path: Path, out: Path, small: bool) -> dict:
@@ -143,8 +146,9 @@ def child(which: str, db_path: Path, out: Path, small: bool) -> None:
     t0, c0 = time.perf_counter(), cpu_seconds()
     result = {"peer": run_peer, "nota": run_nota, "floor": run_floor}[which](db_path, out, small)
     result["wall"] = time.perf_counter() - t0
-    result["cpu"] = cpu_seconds() - c0
-    result["peak_rss_mb"] = peak_rss_mb()
+    result["cpu"] = cpu_seconds() - c0 + result.pop("worker_cpu", 0.0)
+    # Conservatively, every worker at its peak at once, beside this process.
+    result["peak_rss_mb"] = peak_rss_mb() + (os.cpu_count() or 1) * result.pop("worker_peak_mb", 0.0)
     print(json.dumps(result))
 
 
@@ -191,8 +195,11 @@ def main() -> int:
             extra = ["--small"] if args.small else []
             out = subprocess.run(
                 [sys.executable, __file__, "--child", which, "--db", str(db_path), "--dir", str(work), *extra],
-                check=True, capture_output=True, text=True,
+                capture_output=True, text=True,
             )
+            if out.returncode:
+                print(out.stderr[-3000:], file=sys.stderr)
+                return 1
             results[which] = json.loads(out.stdout.strip().splitlines()[-1])
             shutil.rmtree(work)
     peer, nota, floor = results["peer"], results["nota"], results["floor"]

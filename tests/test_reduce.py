@@ -231,3 +231,22 @@ def test_dask_cluster_gives_the_same_products(_night_db, _reduced, tmp_path):
     ):
         (ref_path,) = ref.execute("SELECT path FROM products WHERE recipe_key = ?", (digest,)).fetchone()
         assert np.array_equal(fits.getdata(options.products_root + rel), fits.getdata(ref_path))
+
+
+def test_keep_intermediate_writes_the_lecture_files(_reduced, _night_db, tmp_path):
+    path = copy_database(_night_db, tmp_path / "keep.db")
+    db = open_database(path)
+    options = ReduceOptions(products_root=str(tmp_path / "products"), keep_intermediate=True)
+    plan = plan_reduction(db, options)
+    plan.tasks[:] = [t for t in plan.tasks if t.kind != "reduced" or t.output.endswith("fzt_ALrd120103.fits")]
+    report = run_plan(db, plan, options, jobs=1)
+    assert not report.failed
+    folder = tmp_path / "products" / "2008-04-12" / "reduced"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["fzt_ALrd120103.fits", "t_ALrd120103.fits", "zt_ALrd120103.fits"]
+    t = fits.getdata(folder / "t_ALrd120103.fits")
+    zt = fits.getdata(folder / "zt_ALrd120103.fits")
+    raw = fits.getdata(_paths(path, "ALrd120103.fits")[0]).astype(np.float32)[TRIM]
+    assert np.array_equal(t, raw)
+    bias = product(path, "master_bias_2008-04-12_4x4.fits").data
+    close(zt, raw - bias)
