@@ -308,3 +308,30 @@ WITH RECURSIVE ancestry (product_id, depth, role, file_id, input_product_id) AS 
     WHERE i.included = 1
 )
 SELECT product_id, depth, role, file_id, input_product_id FROM ancestry;
+
+-- Pictures: a preview of every frame and product, made when nota reads its pixels.
+CREATE TABLE previews (
+    preview_id   INTEGER PRIMARY KEY,
+    file_id      INTEGER REFERENCES files (file_id) ON DELETE CASCADE,
+    product_id   INTEGER REFERENCES products (product_id) ON DELETE CASCADE,
+    size         TEXT NOT NULL,           -- thumb (128 px) or view (512 px)
+    content_hash TEXT,                    -- the content pictured
+    png          BLOB NOT NULL,
+    made_at      TEXT NOT NULL,
+    UNIQUE (file_id, product_id, size)
+);
+CREATE INDEX previews_file ON previews (file_id, size);
+CREATE INDEX previews_product ON previews (product_id, size);
+
+-- Plots a person would rather look at than read: bias histograms, flat patterns, masters,
+-- the night's statistics against time.
+CREATE TABLE plots (
+    plot_id     INTEGER PRIMARY KEY,
+    subject     TEXT NOT NULL,            -- bias_histograms, flat_patterns, master, night_statistics
+    title       TEXT NOT NULL,
+    night       TEXT,
+    group_id    INTEGER REFERENCES calibration_groups (group_id) ON DELETE CASCADE,
+    product_id  INTEGER REFERENCES products (product_id) ON DELETE CASCADE,
+    png         BLOB NOT NULL,
+    made_at     TEXT NOT NULL
+);

@@ -624,5 +624,24 @@ def lineage(
     show(tree, 0)
 
 
+@app.command()
+@_fails_cleanly
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
+    port: int = typer.Option(8001, help="Port to listen on."),
+    time_limit: int = typer.Option(3000, help="SQL time limit in milliseconds."),
+) -> None:
+    """Browse the archive in Datasette: frames, groups, products and their lineage, read-only.
+
+    Example:
+
+        nota serve --port 8001
+    """
+    from nota.archive.serve import serve as run_server
+
+    run_server(state.db, host, port, time_limit,
+               on_ready=lambda url: typer.echo(f"Browse the archive at {url}  (Ctrl-C to stop)"))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
