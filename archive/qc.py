@@ -25,6 +25,7 @@ from nota.archive.database import transaction
 from nota.errors import FitsError, NotaError
 from nota.instruments import Profile, load_profile
 from nota.parallel import map_in_processes
+from nota.reduce.preview import cmap_for, preview_png
 from nota.reduce.rawdata import read_stored, read_through_astropy, to_physical
 from nota.reduce.sections import binned, to_slices
 from nota.reduce.statistics import (
@@ -157,6 +158,14 @@ def _measure(task: dict[str, Any]) -> dict[str, Any]:
         "pattern_json": None,
         "bright_sources": None,
     }
+    # Pictures for the catalogue, from a view of about 512 pixels: no second read.
+    step = max(1, max(section.shape) // 512)
+    view = section[::step, ::step]
+    cmap = cmap_for(task["kind"])
+    result["previews"] = {
+        "thumb": preview_png(view, max_size=128, cmap=cmap),
+        "view": preview_png(view, max_size=512, cmap=cmap),
+    }
     if task["kind"] in FLAT_KINDS:
         # The coarse pattern needs no full resolution: the statistics' sample serves.
         sample = section[::STATISTICS_SAMPLE, ::STATISTICS_SAMPLE]
@@ -211,6 +220,12 @@ def run_qc(
                 on_frame(n, len(tasks))
         with transaction(db):
             for r in rows:
+                pictures = r.pop("previews", {})
+                conn.execute("DELETE FROM previews WHERE file_id = ?", (r["file_id"],))
+                conn.executemany(
+                    "INSERT INTO previews (file_id, size, content_hash, png, made_at) VALUES (?, ?, ?, ?, ?)",
+                    [(r["file_id"], size, r["content_hash"], png, now) for size, png in pictures.items()],
+                )
                 conn.execute(
                     f"INSERT OR REPLACE INTO qc ({', '.join(r)}, measured_at, activity_id)"
                     f" VALUES ({', '.join('?' * len(r))}, ?, ?)",

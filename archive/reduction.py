@@ -50,6 +50,7 @@ from nota.reduce.calibrate import (
     with_deviation,
 )
 from nota.reduce.combine import FrameStack, median_combine
+from nota.reduce.preview import cmap_for, preview_png
 from nota.reduce.rawdata import read_stored, read_through_astropy, to_physical
 from nota.reduce.sections import binned, to_slices
 
@@ -405,6 +406,16 @@ def write_product(ccd: CCDData, path: str) -> tuple[str, int]:
     return digest, size
 
 
+def _pictures(data: np.ndarray, kind: str, mask: np.ndarray | None = None) -> dict[str, bytes]:
+    """Catalogue previews of a product, from a view of about 512 pixels."""
+    step = max(1, max(data.shape) // 512)
+    view = data[::step, ::step]
+    small_mask = None if mask is None else mask[::step, ::step]
+    cmap = cmap_for(kind)
+    return {"thumb": preview_png(view, max_size=128, cmap=cmap, mask=small_mask),
+            "view": preview_png(view, max_size=512, cmap=cmap, mask=small_mask)}
+
+
 @functools.lru_cache(maxsize=4)
 def _read_master(path: str, _size: int = 0) -> CCDData:
     """A master's pixels, uncertainty and mask, read once per worker (keyed by path and size)."""
@@ -467,7 +478,8 @@ def _build_master(task: Task, masters: dict[str, str], memory_bytes: int, scratc
     ccd = CCDData(data, unit="adu", uncertainty=StdDevUncertainty(sigma), mask=combined.mask,
                   meta=_stamp(header, task, history, masters))
     digest, size = write_product(ccd, task.output)
-    return {"key": task.key, "path": task.output, "content_hash": digest, "size": size}
+    return {"key": task.key, "path": task.output, "content_hash": digest, "size": size,
+            "previews": _pictures(data, task.kind, combined.mask)}
 
 
 def _reduce_frame(task: Task, masters: dict[str, str]) -> dict[str, Any]:
@@ -492,7 +504,8 @@ def _reduce_frame(task: Task, masters: dict[str, str]) -> dict[str, Any]:
     history.append(f"nota: flat fielded with {os.path.basename(masters['master_flat'])}")
     ccd.meta = _stamp(header, task, history, masters)
     digest, size = write_product(ccd, task.output)
-    return {"key": task.key, "path": task.output, "content_hash": digest, "size": size}
+    return {"key": task.key, "path": task.output, "content_hash": digest, "size": size,
+            "previews": _pictures(ccd.data, "reduced", ccd.mask)}
 
 
 def execute_task(task: Task, masters: dict[str, str], memory_bytes: int, scratch: str) -> dict[str, Any]:
@@ -694,6 +707,11 @@ def _record_product(db: sqlite_utils.Database, task: Task, result: dict, masters
             if raw.included:
                 raw_entity = provenance.record_entity(conn, "raw", raw.path, raw.content_hash, None, raw.file_id)
                 provenance.record_used(conn, activity_id, raw_entity, role)
+        conn.executemany(
+            "INSERT INTO previews (product_id, size, content_hash, png, made_at) VALUES (?, ?, ?, ?, ?)",
+            [(product_id, size, result["content_hash"], png, provenance.utc_now())
+             for size, png in result.get("previews", {}).items()],
+        )
         for role, path in masters.items():
             master = conn.execute(
                 "SELECT product_id, entity_id, content_hash FROM products WHERE path = ? AND current = 1", (path,)

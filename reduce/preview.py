@@ -3,8 +3,9 @@
 People find a bad flat or a trailed science frame faster by looking than by reading numbers,
 so every raw frame and product gets a thumbnail PNG stored next to its row. The picture follows
 DS9's defaults (zscale stretch, origin at the bottom-left) so it looks like what the lecture
-shows. A 2k x 2k frame must preview in a few milliseconds, so the block average gathers whole
-rows first and converts to float only after the rows are summed down to the preview's height.
+shows. A 2k x 2k frame must preview in a few milliseconds, so the block average gathers rows
+into an accumulator as high as the preview, then columns; the frame itself is never converted
+to float, copied or tested for NaN unless a sum shows something is missing.
 """
 
 from __future__ import annotations
@@ -17,18 +18,20 @@ import numpy as np
 
 __all__ = [
     "CMAPS",
-    "FLAT_KINDS",
+    "FLAT_PREVIEW_KINDS",
     "NEUTRAL_RGB",
     "block_average",
     "cmap_for",
     "preview_png",
+    "preview_shape",
+    "to_rgb",
     "zscale_limits",
 ]
 
 log = logging.getLogger(__name__)
 
 CMAPS = {"flat": "inferno", "default": "gray"}
-FLAT_KINDS = frozenset({"dome_flat", "sky_flat", "master_flat"})
+FLAT_PREVIEW_KINDS = frozenset({"dome_flat", "sky_flat", "master_flat"})
 # Slate grey: on neither the gray nor the inferno ramp, so "no data" never reads as a level.
 NEUTRAL_RGB = (112, 128, 144)
 ZSCALE_GRID = 4096  # pixels sampled on a regular grid before ZScaleInterval's own 1000
@@ -36,7 +39,7 @@ ZSCALE_GRID = 4096  # pixels sampled on a regular grid before ZScaleInterval's o
 
 def cmap_for(kind: str) -> str:
     """The matplotlib colormap name for a frame kind: flats in colour to show their shape."""
-    return CMAPS["flat"] if kind in FLAT_KINDS else CMAPS["default"]
+    return CMAPS["flat"] if kind in FLAT_PREVIEW_KINDS else CMAPS["default"]
 
 
 def zscale_limits(data: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, float]:
@@ -89,12 +92,10 @@ def preview_shape(shape: tuple[int, int], max_size: int) -> tuple[int, int]:
     return max(1, min(max_size, round(rows * scale))), max(1, min(max_size, round(cols * scale)))
 
 
-def block_average(
-    data: np.ndarray, max_size: int, mask: np.ndarray | None = None
-) -> np.ndarray:
+def block_average(data: np.ndarray, max_size: int, mask: np.ndarray | None = None) -> np.ndarray:
     """Mean of blocks, so the longer side is at most ``max_size``; NaN where data is missing.
 
-    Blocks need not be a whole number of pixels (2198 rows into 128 is 17.2), so each block
+    Blocks need not be a whole number of pixels (2198 columns into 128 is 17.2), so each block
     averages about as many evenly spaced rows and columns as it is wide. A block with fewer
     than half of its pixels finite and unmasked is NaN: a bad region stays visible as one.
     """
@@ -110,29 +111,39 @@ def block_average(
     bad = None if mask is None else np.asarray(mask, dtype=bool)
     if bad is not None and bad.shape != values.shape:
         raise ValueError(f"mask shape {bad.shape} differs from image shape {values.shape}")
-    check = bad is not None or not np.issubdtype(values.dtype, np.integer)
+    if bad is None:
+        mean = _block_mean(values, row_index, col_index, None)
+        if np.isfinite(mean).all():
+            return mean  # the common case: nothing masked or missing, no per-pixel tests
+    return _block_mean(values, row_index, col_index, bad, careful=True)
 
+
+def _block_mean(
+    values: np.ndarray,
+    row_index: list[np.ndarray],
+    col_index: list[np.ndarray],
+    bad: np.ndarray | None,
+    careful: bool = False,
+) -> np.ndarray:
+    """Block means from gathered rows then columns; ``careful`` skips missing pixels."""
+    out_rows, cols = len(row_index[0]), values.shape[1]
     total = np.zeros((out_rows, cols), dtype=np.float64)
-    count = np.zeros((out_rows, cols), dtype=np.int32) if check else None
+    count = np.zeros((out_rows, cols), dtype=np.int32) if careful else None
     for index in row_index:
         part = values[index]
-        if check:
-            good = np.isfinite(part) if part.dtype.kind == "f" else np.ones(part.shape, bool)
-            if bad is not None:
-                good &= ~bad[index]
-            total += np.where(good, part, 0)
-            count += good
-        else:
+        if count is None:
             total += part
-    summed = np.zeros((out_rows, out_cols), dtype=np.float64)
-    counted = np.zeros((out_rows, out_cols), dtype=np.int32)
-    for index in col_index:
-        summed += total[:, index]
-        if count is not None:
-            counted += count[:, index]
+            continue
+        good = np.isfinite(part) if part.dtype.kind in "fc" else np.ones(part.shape, bool)
+        if bad is not None:
+            good &= ~bad[index]
+        total += np.where(good, part, 0)
+        count += good
+    summed = sum(total[:, index] for index in col_index)
     samples = len(row_index) * len(col_index)
     if count is None:
         return (summed / samples).astype(np.float32)
+    counted = sum(count[:, index] for index in col_index)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = summed / counted
     mean[counted * 2 < samples] = np.nan
@@ -180,7 +191,11 @@ def preview_png(
     finite = np.isfinite(small)
     limits = zscale_limits(small, ~finite) if finite.any() else (0.0, 1.0)
     rgb = np.ascontiguousarray(to_rgb(small, limits, cmap)[::-1])
+    grey = (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
+    # One channel when the picture is grey anyway: a third of the bytes in the database.
+    picture = Image.fromarray(np.ascontiguousarray(rgb[..., 0]) if grey else rgb)
     buffer = io.BytesIO()
-    Image.fromarray(rgb, "RGB").save(buffer, format="PNG")
+    # Level 1: several times faster than zlib's default on noisy sky, and no larger.
+    picture.save(buffer, format="PNG", compress_level=1)
     log.debug("preview %s -> %s, limits %.1f..%.1f", np.shape(data), small.shape, *limits)
     return buffer.getvalue()
