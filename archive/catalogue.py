@@ -68,7 +68,7 @@ _TABLES: dict[str, dict[str, Any]] = {
     "qc": {
         "description": "Quality figures measured once per frame on its useful section (raw counts, before any correction).",
         "columns": {
-            "mean": "Mean counts.", "median": "Median counts (from a 1-in-16 sample).",
+            "mean": "Mean counts (ADU).", "median": "Median counts (ADU, from a 1-in-16 sample).",
             "std": "Robust standard deviation: 1.4826 x the median absolute deviation.",
             "min": "Lowest pixel.", "max": "Highest pixel (65535 is saturation).",
             "saturated_fraction": "Fraction of the pixels at saturation.",
@@ -76,8 +76,8 @@ _TABLES: dict[str, dict[str, Any]] = {
             "pattern_json": "Flats: an 8 x 8 grid of block medians over their median (the illumination pattern).",
             "bright_sources": "Sky flats: stars found (the median combine removes them).",
         },
-        "units": {"mean": "adu", "median": "adu", "std": "adu", "min": "adu", "max": "adu",
-                  "bias_level": "adu", "signal": "adu"},
+        "units": {"mean": "count", "median": "count", "std": "count", "min": "count", "max": "count",
+                  "bias_level": "count", "signal": "count"},
     },
     "flags": {
         "description": "Why a frame may be unfit, each with its figure and the instrument profile's threshold. excludes = 1 keeps the frame out of calibration groups.",

@@ -127,6 +127,7 @@ def build_groups(db: sqlite_utils.Database) -> GroupReport:
             marks = ",".join("?" * len(keys)) or "''"
             conn.execute(f"DELETE FROM calibration_groups WHERE group_key NOT IN ({marks})", list(keys))
             _associate(conn, report)
+            _plot_flat_patterns(conn)
             provenance.finish_activity(
                 conn, activity_id, "ok",
                 f"{report.groups} groups ({len(report.unusable)} unusable), {report.associated} frames associated",
@@ -212,6 +213,37 @@ def _build(conn, activity_id: int, report: GroupReport) -> set[str]:
             report.unusable.append(f"{g['group_key']}: {g['note']}")
             log.info("group %s is %s", g["group_key"], g["note"])
     return keys
+
+
+def _plot_flat_patterns(conn) -> None:
+    """Each flat group's illumination patterns side by side: a rotated filter stands out."""
+    import json
+
+    import numpy as np
+
+    from nota.reduce.plots import flat_patterns_png
+
+    conn.execute("DELETE FROM plots WHERE subject = 'flat_patterns'")
+    groups = conn.execute(
+        "SELECT group_id, group_key, night FROM calibration_groups WHERE purpose = 'master_flat'"
+    ).fetchall()
+    for group_id, key, night in groups:
+        members = conn.execute(
+            "SELECT f.name, q.pattern_json, m.included FROM group_members m JOIN files f USING (file_id)"
+            " JOIN qc q USING (file_id) WHERE m.group_id = ? AND q.pattern_json IS NOT NULL ORDER BY f.name",
+            (group_id,),
+        ).fetchall()
+        patterns = [(name, np.array(json.loads(p)), bool(inc)) for name, p, inc in members]
+        shapes = {p.shape for _, p, _ in patterns}
+        if not patterns or len(shapes) != 1:
+            continue
+        included = [p for _, p, inc in patterns if inc]
+        reference = np.median(included, axis=0) if included else None
+        conn.execute(
+            "INSERT INTO plots (subject, title, night, group_id, png, made_at) VALUES (?, ?, ?, ?, ?, ?)",
+            ("flat_patterns", f"Illumination patterns of {key}", night, group_id,
+             flat_patterns_png(patterns, reference), provenance.utc_now()),
+        )
 
 
 def _choose_preferred(groups: list[dict]) -> None:

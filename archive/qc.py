@@ -233,6 +233,7 @@ def run_qc(
                 )
             report.measured = len(rows)
             report.flags = flag_frames(conn, activity_id)
+            _plot_nights(conn, now)
             status = "partial" if report.failed else "ok"
             provenance.finish_activity(
                 conn, activity_id, status, f"{len(rows)} measured, {len(report.failed)} failed"
@@ -241,6 +242,25 @@ def run_qc(
         provenance.finish_activity(conn, activity_id, "failed", "interrupted")
         raise
     return report
+
+
+def _plot_nights(conn, now: str) -> None:
+    """The night's statistics against time, one plot per night, remade with the figures."""
+    from nota.reduce.plots import night_statistics_png
+
+    nights: dict[str, list[dict]] = defaultdict(list)
+    for filename, kind, date_obs, median, night in conn.execute(
+        "SELECT f.filename, f.kind, f.date_obs, q.median, f.night FROM frames f JOIN qc q USING (file_id)"
+        " WHERE f.night IS NOT NULL ORDER BY f.date_obs"
+    ):
+        nights[night].append({"filename": filename, "kind": kind, "date_obs": date_obs, "median": median})
+    conn.execute("DELETE FROM plots WHERE subject = 'night_statistics'")
+    for night, rows in nights.items():
+        conn.execute(
+            "INSERT INTO plots (subject, title, night, png, made_at) VALUES (?, ?, ?, ?, ?)",
+            ("night_statistics", f"Median counts through the night of {night}", night,
+             night_statistics_png(rows), now),
+        )
 
 
 def _profile_keys() -> Iterable[str]:

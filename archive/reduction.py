@@ -50,6 +50,7 @@ from nota.reduce.calibrate import (
     with_deviation,
 )
 from nota.reduce.combine import FrameStack, median_combine
+from nota.reduce.plots import bias_histograms_png, image_png
 from nota.reduce.preview import cmap_for, preview_png
 from nota.reduce.rawdata import read_stored, read_through_astropy, to_physical
 from nota.reduce.sections import binned, to_slices
@@ -440,12 +441,15 @@ def _build_master(task: Task, masters: dict[str, str], memory_bytes: int, scratc
     with FrameStack(len(used), shape, np.uint16, memory_bytes, Path(scratch)) as stack:
         row_offsets = np.zeros((len(used), shape[0]), np.float32) if params.get("overscan") else None
         scale = []
+        samples = []  # a view of each bias for its histogram
         for i, raw in enumerate(used):  # each input read once
             pixels = _read_raw(raw)
             trimmed = pixels[rows, cols]
             if trimmed.shape != shape:
                 raise NotaError(f"{raw.name}: {trimmed.shape} differs from the group's {shape}")
             stack.array[i] = trimmed
+            if task.kind == "master_bias":
+                samples.append((raw.name, np.array(trimmed[::4, ::4])))
             if row_offsets is not None:
                 oscan = to_ccd(pixels)
                 levels = oscan.data - subtract_overscan(oscan, params["biassec"], params["overscan_model"]).data
@@ -478,8 +482,12 @@ def _build_master(task: Task, masters: dict[str, str], memory_bytes: int, scratc
     ccd = CCDData(data, unit="adu", uncertainty=StdDevUncertainty(sigma), mask=combined.mask,
                   meta=_stamp(header, task, history, masters))
     digest, size = write_product(ccd, task.output)
+    name = os.path.basename(task.output)
+    plots = [("master", f"{name}", image_png(data, name, cmap=cmap_for(task.kind), mask=combined.mask))]
+    if samples:
+        plots.append(("bias_histograms", f"Bias frames combined into {name}", bias_histograms_png(samples)))
     return {"key": task.key, "path": task.output, "content_hash": digest, "size": size,
-            "previews": _pictures(data, task.kind, combined.mask)}
+            "previews": _pictures(data, task.kind, combined.mask), "plots": plots}
 
 
 def _reduce_frame(task: Task, masters: dict[str, str]) -> dict[str, Any]:
@@ -711,6 +719,13 @@ def _record_product(db: sqlite_utils.Database, task: Task, result: dict, masters
             "INSERT INTO previews (product_id, size, content_hash, png, made_at) VALUES (?, ?, ?, ?, ?)",
             [(product_id, size, result["content_hash"], png, provenance.utc_now())
              for size, png in result.get("previews", {}).items()],
+        )
+        conn.execute("DELETE FROM plots WHERE product_id IN (SELECT product_id FROM products WHERE path = ?"
+                     " AND product_id != ?)", (task.output, product_id))
+        conn.executemany(
+            "INSERT INTO plots (subject, title, night, group_id, product_id, png, made_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(subject, title, task.night, task.group_id, product_id, png, provenance.utc_now())
+             for subject, title, png in result.get("plots", [])],
         )
         for role, path in masters.items():
             master = conn.execute(

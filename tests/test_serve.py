@@ -172,3 +172,12 @@ def wait_for(condition, seconds=20):
             return
         time.sleep(0.2)
     raise AssertionError("timed out waiting in the browser")
+
+
+def test_every_table_and_view_page_opens(server):
+    base, path, _ = server
+    db = open_database(path)
+    names = db.table_names() + db.view_names()
+    for name in names:
+        status, _ = get(f"{base}/nota/{name}?_size=5")
+        assert status == 200, name
