@@ -1,0 +1,200 @@
+"""Astrometric calibration with astrometry.net, offline.
+
+nota extracts the stars itself, hands their positions to ``solve-field`` with the pixel
+scale and pointing from the header (so the solver only searches a small patch of sky),
+and reads back a TAN (+SIP) WCS. Index files come from a configured directory: the
+standard 4100/5200 series for real data, or ones ``build_index`` makes from any
+reference catalogue (the simulator writes one for each of its fields).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.stats import sigma_clipped_stats
+from astropy.table import Table
+from astropy.wcs import WCS
+
+from nota.errors import NotaError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Sources", "AstrometryResult", "extract_sources", "build_index", "solve", "refine", "match_residuals"]
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Star positions (0-based pixels) and fluxes, brightest first."""
+
+    x: np.ndarray
+    y: np.ndarray
+    flux: np.ndarray
+
+
+@dataclass(frozen=True)
+class AstrometryResult:
+    wcs: WCS | None
+    matched: int
+    rms_arcsec: float | None
+    message: str
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise NotaError(f"{name} not found: install astrometry.net (Debian package astrometry.net)")
+    return path
+
+
+def extract_sources(data: np.ndarray, fwhm: float, mask: np.ndarray | None = None,
+                    nsigma: float = 8.0, limit: int = 300) -> Sources:
+    """The brightest point sources of an image, for the solver and for matching."""
+    from photutils.centroids import centroid_2dg, centroid_sources
+    from photutils.detection import DAOStarFinder
+
+    values = np.asarray(data, dtype=np.float32)
+    _, median, std = sigma_clipped_stats(values, mask=mask, sigma=3.0, maxiters=3)
+    finder = DAOStarFinder(fwhm=max(fwhm, 1.0), threshold=nsigma * std, exclude_border=True)
+    table = finder(values - median, mask=mask)
+    if table is None or len(table) == 0:
+        return Sources(np.array([]), np.array([]), np.array([]))
+    table.sort("flux", reverse=True)
+    table = table[:limit]
+    x = "x_centroid" if "x_centroid" in table.colnames else "xcentroid"
+    y = "y_centroid" if "y_centroid" in table.colnames else "ycentroid"
+    # The finder's marginal centroids are biased toward pixel centres for a sharp PSF; a
+    # 2-D Gaussian fit to each star is not, and astrometry is only as good as centroids.
+    box = max(5, int(2 * round(fwhm) + 1) | 1)
+    xs, ys = centroid_sources(values - median, np.asarray(table[x]), np.asarray(table[y]),
+                              box_size=box, centroid_func=centroid_2dg, mask=mask)
+    good = np.isfinite(xs) & np.isfinite(ys)
+    return Sources(xs[good], ys[good], np.asarray(table["flux"])[good])
+
+
+def build_index(catalogue: Path, out_dir: Path, *, index_id: int = 9000,
+                scales: tuple[int, ...] = (0, 1, 2), mag_column: str = "R") -> list[Path]:
+    """astrometry.net index files from a catalogue (CSV or FITS with ra, dec and a magnitude).
+
+    Scale numbers follow astrometry.net (0: quads of 2-2.8 arcmin, 1: 2.8-4, 2: 4-5.6 ...):
+    ALFOSC's 6.4 arcmin field is solved by quads of a few arcminutes.
+    """
+    tool = _tool("build-astrometry-index")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = Table.read(catalogue, format="ascii.csv" if catalogue.suffix == ".csv" else None)
+    for column in ("ra", "dec", mag_column):
+        if column not in table.colnames:
+            raise NotaError(f"{catalogue}: no column {column!r} (need ra, dec and a magnitude)")
+    fits_catalogue = out_dir / f"{catalogue.stem}.cat.fits"
+    Table({"RA": np.asarray(table["ra"], float), "DEC": np.asarray(table["dec"], float),
+           "MAG": np.asarray(table[mag_column], float)}).write(fits_catalogue, overwrite=True)
+    made = []
+    for scale in scales:
+        out = out_dir / f"index-{index_id + scale}.fits"
+        command = [tool, "-i", str(fits_catalogue), "-o", str(out), "-P", str(scale),
+                   "-S", "MAG", "-E", "-I", str(index_id + scale), "-r", "1"]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise NotaError(f"build-astrometry-index failed for {catalogue.name}: {done.stderr.strip()[-300:]}")
+        made.append(out)
+    return made
+
+
+def solve(sources: Sources, shape: tuple[int, int], *, index_dir: Path, ra: float, dec: float,
+          scale: float, radius_deg: float = 0.5, sip_order: int = 0, timeout: float = 60.0) -> WCS | None:
+    """The WCS of an image from its star positions, or None when it does not solve.
+
+    ``ra``/``dec`` (degrees) and ``scale`` (arcsec/pixel) come from the header and the
+    profile; the solver tries scales within 10 % and centres within ``radius_deg``.
+    """
+    tool = _tool("solve-field")
+    if len(sources.x) < 5:
+        return None
+    rows, cols = shape
+    with tempfile.TemporaryDirectory(prefix="nota-solve-") as tmp:
+        work = Path(tmp)
+        xy = work / "stars.xy.fits"
+        # astrometry.net counts pixels from 1.
+        Table({"X": sources.x + 1.0, "Y": sources.y + 1.0, "FLUX": sources.flux}).write(xy)
+        config = work / "astrometry.cfg"
+        config.write_text(f"add_path {index_dir}\nautoindex\ninparallel\n")
+        command = [
+            tool, str(xy), "--config", str(config), "--dir", str(work), "--no-plots", "--overwrite",
+            "--no-remove-lines", "--uniformize", "0",
+            "--width", str(cols), "--height", str(rows),
+            "--x-column", "X", "--y-column", "Y", "--sort-column", "FLUX",
+            "--scale-units", "arcsecperpix", "--scale-low", str(scale * 0.9), "--scale-high", str(scale * 1.1),
+            "--ra", str(ra), "--dec", str(dec), "--radius", str(radius_deg),
+            "--cpulimit", str(int(timeout)), "--new-fits", "none", "--corr", "none", "--rdls", "none",
+            "--match", "none", "--index-xyls", "none", "--solved", "none",
+        ]
+        if sip_order >= 2:
+            command += ["--tweak-order", str(sip_order)]
+        else:
+            command += ["--no-tweak"]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 30)
+        except subprocess.TimeoutExpired:
+            log.warning("solve-field timed out")
+            return None
+        solution = work / "stars.xy.wcs"
+        if done.returncode != 0 or not solution.exists():
+            log.info("no astrometric solution: %s", done.stdout.strip()[-300:])
+            return None
+        header = fits.getheader(solution)
+    return WCS(header)
+
+
+def refine(wcs: WCS, sources: Sources, ra: np.ndarray, dec: np.ndarray, *, sip_degree: int | None = None,
+           radius_arcsec: float = 2.0, iterations: int = 3) -> WCS:
+    """Refit the solver's WCS to every matched star (least squares, TAN or TAN-SIP).
+
+    The solver's answer rests on a few quads; all the matched stars pin the scale,
+    rotation and centre down to the precision of the centroids.
+    """
+    from astropy.coordinates import SkyCoord
+    from astropy.wcs.utils import fit_wcs_from_points
+    import astropy.units as u
+
+    reference = SkyCoord(ra * u.deg, dec * u.deg)
+    for _ in range(iterations):
+        sky = wcs.pixel_to_world(sources.x, sources.y)
+        index, separation, _ = sky.match_to_catalog_sky(reference)
+        good = separation.arcsec < radius_arcsec
+        if good.sum() < 6:
+            break
+        wcs = fit_wcs_from_points(
+            (sources.x[good], sources.y[good]), reference[index[good]], projection="TAN",
+            sip_degree=sip_degree,
+        )
+        radius_arcsec = max(0.5, 5 * float(np.sqrt(np.mean(separation.arcsec[good] ** 2))))
+    return wcs
+
+
+def match_residuals(wcs: WCS, sources: Sources, ra: np.ndarray, dec: np.ndarray,
+                    radius_arcsec: float = 1.0) -> tuple[int, float | None]:
+    """(matched stars, rms of their offsets in arcsec) between sources and a catalogue.
+
+    Offsets beyond 3 sigma (a cosmic ray or a galaxy knot next to a star) are left out.
+    """
+    from astropy.coordinates import SkyCoord
+    import astropy.units as u
+
+    if len(sources.x) == 0:
+        return 0, None
+    sky = wcs.pixel_to_world(sources.x, sources.y)
+    reference = SkyCoord(ra * u.deg, dec * u.deg)
+    index, separation, _ = sky.match_to_catalog_sky(reference)
+    offsets = separation.arcsec[separation.arcsec < radius_arcsec]
+    if offsets.size == 0:
+        return 0, None
+    from astropy.stats import sigma_clip
+
+    kept = offsets[~sigma_clip(offsets, sigma=3.0, maxiters=5).mask]
+    return int(kept.size), float(np.sqrt(np.mean(kept**2)))

@@ -1,0 +1,53 @@
+"""Astrometric calibration with the real solve-field, against the simulator's true WCS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.nddata import CCDData
+from astropy.table import Table
+from astropy.wcs import WCS
+
+from nota.reduce.astrometry import build_index, extract_sources, match_residuals, refine, solve
+from nota.simulate import load_truth
+
+
+@pytest.fixture(scope="module")
+def index_dir(small_night, tmp_path_factory):
+    out = tmp_path_factory.mktemp("index")
+    build_index(small_night.truth_dir / "catalogue_NGC4496A.csv", out)
+    return out
+
+
+@pytest.mark.parametrize("sequence", [103, 104])
+def test_solve_field_recovers_the_true_wcs(_reduced, small_night, index_dir, sequence):
+    db_path, options = _reduced
+    truth = load_truth(small_night.directory)
+    frame = next(f for f in truth["frames"] if f["sequence"] == sequence)
+    ccd = CCDData.read(f"{options.products_root}/2008-04-12/reduced/fzt_{frame['filename']}",
+                       hdu_uncertainty="UNCERT", hdu_mask="MASK")
+    sources = extract_sources(ccd.data, fwhm=frame["fwhm_px"], mask=ccd.mask)
+    assert len(sources.x) >= 20
+    scale = truth["night"]["pixel_scale"]
+    wcs = solve(sources, ccd.shape, index_dir=index_dir, ra=ccd.header["RA"], dec=ccd.header["DEC"], scale=scale)
+    assert wcs is not None, "solve-field found no solution"
+    catalogue = Table.read(small_night.truth_dir / "catalogue_NGC4496A.csv", format="ascii.csv")
+    wcs = refine(wcs, sources, np.asarray(catalogue["ra"]), np.asarray(catalogue["dec"]))
+    matched, rms = match_residuals(wcs, sources, np.asarray(catalogue["ra"]), np.asarray(catalogue["dec"]))
+    assert matched >= 20 and rms < 0.1
+    true = WCS(fits.Header(frame["wcs"]))  # pixels of the raw frame; products are trimmed [16:525,6:508]
+    rows, cols = ccd.shape
+    x = np.array([0, cols - 1, 0, cols - 1, cols / 2])
+    y = np.array([0, 0, rows - 1, rows - 1, rows / 2])
+    offsets = wcs.pixel_to_world(x, y).separation(true.pixel_to_world(x + 15, y + 5)).arcsec
+    assert offsets.max() < 0.1, offsets
+
+
+def test_a_field_without_an_index_does_not_solve(_reduced, small_night, index_dir):
+    _, options = _reduced
+    ccd = CCDData.read(f"{options.products_root}/2008-04-12/reduced/fzt_ALrd120098.fits",
+                       hdu_uncertainty="UNCERT", hdu_mask="MASK")  # NGC 3982: not in this index
+    sources = extract_sources(ccd.data, fwhm=1.3, mask=ccd.mask)
+    assert solve(sources, ccd.shape, index_dir=index_dir, ra=ccd.header["RA"], dec=ccd.header["DEC"],
+                 scale=0.76, timeout=20) is None
