@@ -59,9 +59,26 @@ def render_cell(row, value, column, table, database, datasette):
     return None
 
 
+_FOLD_DESCRIPTIONS = """
+(function () {
+  // Column descriptions are there when wanted, folded so the rows come first.
+  var list = document.querySelector('dl.column-descriptions');
+  if (!list) return;
+  var fold = document.createElement('details');
+  var title = document.createElement('summary');
+  title.textContent = 'What the columns mean';
+  fold.appendChild(title);
+  list.parentNode.insertBefore(fold, list);
+  fold.appendChild(list);
+})();
+"""
+
+
 @hookimpl
 def extra_body_script(template, database, table, view_name, request, datasette):
-    """On a file's or a product's row page, show its picture large (and a lineage link)."""
+    """Fold column descriptions; on a file's or product's row page, show its picture large."""
+    if view_name == "table":
+        return _FOLD_DESCRIPTIONS
     if view_name != "row" or table not in ("files", "products"):
         return ""
     kind = "file" if table == "files" else "product"

@@ -16,19 +16,24 @@ from importlib import resources
 
 import numpy as np
 
-from nota.instruments import Filter
+from nota.instruments import Filter, Profile, load_profile
 from nota.passbands import ab_magnitude, passband_for_filter
 
 __all__ = [
     "CALSPEC_FILES",
     "StandardStar",
     "canonical_name",
+    "catalogue_magnitudes",
+    "resolve_filter",
+    "standard_for_object",
     "load_calspec",
     "read_oke_table",
     "synthetic_magnitudes",
 ]
 
 log = logging.getLogger(__name__)
+
+MAGNITUDE_SYSTEM = "AB"
 
 # Canonical name (as in the instrument profile's [standards]) -> CALSPEC file in nota/data.
 CALSPEC_FILES = {
@@ -118,3 +123,62 @@ def synthetic_magnitudes(name: str, filters: list[Filter]) -> dict[str, float]:
         f.short_name: round(ab_magnitude(wavelength, flux, passband_for_filter(f)), 4)
         for f in filters
     }
+
+
+def resolve_filter(filter_id_or_name: int | str, profile: Profile | None = None) -> Filter:
+    """A filter of the profile's table from its NOT id (78, "78", "#78") or its name.
+
+    Names match the short name ('R', 'NII_658') or the full table name, case-insensitively;
+    the archive's ``frames.filter`` column holds short names.
+    """
+    filters = (profile or load_profile("alfosc")).filters
+    if isinstance(filter_id_or_name, int) and not isinstance(filter_id_or_name, bool):
+        if filter_id_or_name in filters:
+            return filters[filter_id_or_name]
+        raise KeyError(f"no filter with id {filter_id_or_name} in the filter table")
+    text = str(filter_id_or_name).strip()
+    digits = text.lstrip("#")
+    if digits.isdigit() and int(digits) in filters:
+        return filters[int(digits)]
+    for filt in filters.values():
+        if text.lower() in (filt.short_name.strip().lower(), filt.name.strip().lower()):
+            return filt
+    raise KeyError(f"no filter {filter_id_or_name!r} in the filter table")
+
+
+@functools.cache
+def _catalogue_magnitude(name: str, filt: Filter) -> float:
+    wavelength, flux = load_calspec(name)
+    return ab_magnitude(wavelength, flux, passband_for_filter(filt))
+
+
+def catalogue_magnitudes(name: str, filter_id_or_name: int | str) -> tuple[float, str]:
+    """(magnitude, system) of a CALSPEC standard through a NOT filter.
+
+    The magnitude is synthetic AB: the CALSPEC spectrum integrated through the filter's
+    passband (Bessell for B/V/R, a top-hat for narrow bands), exactly what the simulator
+    gives its standards, so zero points come out in AB for every filter, narrow bands
+    included (Oke's table has no narrow-band magnitudes).
+
+    Examples
+    --------
+    >>> mag, system = catalogue_magnitudes("HZ44", "R")
+    >>> system, round(mag, 2)
+    ('AB', 11.98)
+    """
+    filt = resolve_filter(filter_id_or_name)
+    return round(_catalogue_magnitude(canonical_name(name), filt), 4), MAGNITUDE_SYSTEM
+
+
+def standard_for_object(obj: str | None, profile: Profile | None = None) -> str | None:
+    """Canonical name of the standard an OBJECT text names ('HZ44 R' -> 'HZ 44'), or None.
+
+    Uses the instrument profile's ``[standards]`` patterns, as ingest does to call a frame
+    a standard, so both agree on which star a frame shows.
+    """
+    if not obj:
+        return None
+    for name, pattern in (profile or load_profile("alfosc")).standards.items():
+        if re.search(pattern, obj.strip(), re.IGNORECASE):
+            return name
+    return None
