@@ -18,18 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-
-def peak_rss_mb() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024
+from common import peak_rss_mb, run_child
 
 
 def run_peer(night: Path) -> dict:
@@ -90,13 +85,7 @@ def main() -> int:
         simulate_run(night.parent, nights=1, seed=2008, small=args.small)
     for path in night.glob("*.fits"):  # warm the page cache for both contenders
         path.read_bytes()
-    results = {}
-    for which in ("peer", "nota"):
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", which, "--night", str(night)],
-            check=True, capture_output=True, text=True,
-        )
-        results[which] = json.loads(out.stdout.strip().splitlines()[-1])
+    results = {which: run_child(__file__, "--child", which, "--night", str(night)) for which in ("peer", "nota")}
     peer, nota = results["peer"], results["nota"]
     print(f"{peer['frames']} frames of {night}")
     print(f"{'':34} {'wall s':>8} {'cpu s':>8} {'peak MB':>8}")

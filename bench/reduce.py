@@ -20,26 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-
-def peak_rss_mb() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024
-
-
-def cpu_seconds() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+from common import cpu_seconds, peak_rss_mb, run_child
 
 
 def lists(db_path: Path) -> dict:
@@ -193,14 +181,7 @@ def main() -> int:
             work = Path(tmp) / which
             work.mkdir()
             extra = ["--small"] if args.small else []
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", which, "--db", str(db_path), "--dir", str(work), *extra],
-                capture_output=True, text=True,
-            )
-            if out.returncode:
-                print(out.stderr[-3000:], file=sys.stderr)
-                return 1
-            results[which] = json.loads(out.stdout.strip().splitlines()[-1])
+            results[which] = run_child(__file__, "--child", which, "--db", str(db_path), "--dir", str(work), *extra)
             shutil.rmtree(work)
     peer, nota, floor = results["peer"], results["nota"], results["floor"]
     print(f"night {night}: {nota['products']} nota products, {peer['products']} fzt_ frames by the peer")
