@@ -167,7 +167,11 @@ def _read(task: tuple[str, int, int, bool]) -> _Indexed:
         else:
             header = merged_header(hdus, data_hdu)
             profile = profile_for_header(header)
-            if profile is None:
+            if "NOTAKEY" in header:
+                # A product nota made (it carries the raw header): never a raw frame.
+                warnings.append("a nota product, not a raw frame: indexed, but not a frame")
+                profile, header = None, None
+            elif profile is None:
                 instrument = header.get("INSTRUME")
                 warnings.append(
                     f"no instrument profile for INSTRUME={instrument!r}: kind set to unknown"
@@ -176,7 +180,8 @@ def _read(task: tuple[str, int, int, bool]) -> _Indexed:
                 missing = missing_keywords(header, profile)
                 if missing:
                     warnings.append(f"missing keyword(s) {', '.join(missing)}")
-            observation = observation_row(header, profile)
+            if header is not None:
+                observation = observation_row(header, profile)
     hdu_rows = [
         (
             h.index,

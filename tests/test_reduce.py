@@ -250,3 +250,16 @@ def test_keep_intermediate_writes_the_lecture_files(_reduced, _night_db, tmp_pat
     assert np.array_equal(t, raw)
     bias = product(path, "master_bias_2008-04-12_4x4.fits").data
     close(zt, raw - bias)
+
+
+def test_ingesting_products_adds_no_frames(_reduced, tmp_path):
+    from nota.archive.ingest import ingest
+
+    db_path, options = _reduced
+    path = copy_database(db_path, tmp_path / "again.db")
+    db = open_database(path)
+    before = db.conn.execute("SELECT count(*) FROM frames").fetchone()[0]
+    report = ingest(db, [options.products_root])
+    assert report.outcomes["new"] == 60
+    assert db.conn.execute("SELECT count(*) FROM frames").fetchone()[0] == before
+    assert all("nota product" in p.problem for p in report.problems)
