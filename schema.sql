@@ -314,7 +314,7 @@ CREATE TABLE previews (
     preview_id   INTEGER PRIMARY KEY,
     file_id      INTEGER REFERENCES files (file_id) ON DELETE CASCADE,
     product_id   INTEGER REFERENCES products (product_id) ON DELETE CASCADE,
-    size         TEXT NOT NULL,           -- thumb (128 px) or view (512 px)
+    size         TEXT NOT NULL,           -- thumb (128 px) or view (384 px)
     content_hash TEXT,                    -- the content pictured
     png          BLOB NOT NULL,
     made_at      TEXT NOT NULL,

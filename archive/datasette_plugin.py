@@ -88,7 +88,7 @@ def extra_body_script(template, database, table, view_name, request, datasette):
   var box = document.createElement('div');
   box.className = 'nota-view';
   box.innerHTML = '<h2>Picture</h2><img id="nota-view" src="{ROUTE}/preview/{kind}/' + id + '/view.png"'
-    + ' style="max-width:512px" alt="preview">'
+    + ' style="max-width:384px" alt="preview">'
     + ({'true' if kind == 'product' else 'false'} ? '<p><a href="{ROUTE}/lineage/' + id + '">Lineage of this product</a></p>' : '');
   var content = document.querySelector('section.content') || document.body;
   content.appendChild(box);

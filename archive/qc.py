@@ -25,7 +25,7 @@ from nota.archive.database import transaction
 from nota.errors import FitsError, NotaError
 from nota.instruments import Profile, load_profile
 from nota.parallel import map_in_processes
-from nota.reduce.preview import cmap_for, preview_png
+from nota.reduce.preview import THUMB_SIZE, VIEW_SIZE, cmap_for, preview_png
 from nota.reduce.rawdata import read_stored, read_through_astropy, to_physical
 from nota.reduce.sections import binned, to_slices
 from nota.reduce.statistics import (
@@ -159,12 +159,12 @@ def _measure(task: dict[str, Any]) -> dict[str, Any]:
         "bright_sources": None,
     }
     # Pictures for the catalogue, from a view of about 512 pixels: no second read.
-    step = max(1, max(section.shape) // 512)
+    step = max(1, max(section.shape) // VIEW_SIZE)
     view = section[::step, ::step]
     cmap = cmap_for(task["kind"])
     result["previews"] = {
-        "thumb": preview_png(view, max_size=128, cmap=cmap),
-        "view": preview_png(view, max_size=512, cmap=cmap),
+        "thumb": preview_png(view, max_size=THUMB_SIZE, cmap=cmap),
+        "view": preview_png(view, max_size=VIEW_SIZE, cmap=cmap),
     }
     if task["kind"] in FLAT_KINDS:
         # The coarse pattern needs no full resolution: the statistics' sample serves.

@@ -51,7 +51,7 @@ from nota.reduce.calibrate import (
 )
 from nota.reduce.combine import FrameStack, median_combine
 from nota.reduce.plots import bias_histograms_png, image_png
-from nota.reduce.preview import cmap_for, preview_png
+from nota.reduce.preview import THUMB_SIZE, VIEW_SIZE, cmap_for, preview_png
 from nota.reduce.rawdata import read_stored, read_through_astropy, to_physical
 from nota.reduce.sections import binned, to_slices
 
@@ -409,12 +409,12 @@ def write_product(ccd: CCDData, path: str) -> tuple[str, int]:
 
 def _pictures(data: np.ndarray, kind: str, mask: np.ndarray | None = None) -> dict[str, bytes]:
     """Catalogue previews of a product, from a view of about 512 pixels."""
-    step = max(1, max(data.shape) // 512)
+    step = max(1, max(data.shape) // VIEW_SIZE)
     view = data[::step, ::step]
     small_mask = None if mask is None else mask[::step, ::step]
     cmap = cmap_for(kind)
-    return {"thumb": preview_png(view, max_size=128, cmap=cmap, mask=small_mask),
-            "view": preview_png(view, max_size=512, cmap=cmap, mask=small_mask)}
+    return {"thumb": preview_png(view, max_size=THUMB_SIZE, cmap=cmap, mask=small_mask),
+            "view": preview_png(view, max_size=VIEW_SIZE, cmap=cmap, mask=small_mask)}
 
 
 @functools.lru_cache(maxsize=4)

@@ -30,6 +30,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+THUMB_SIZE = 128  # fits a table cell
+VIEW_SIZE = 384  # the larger view on a row page
+
 CMAPS = {"flat": "inferno", "default": "gray"}
 FLAT_PREVIEW_KINDS = frozenset({"dome_flat", "sky_flat", "master_flat"})
 # Slate grey: on neither the gray nor the inferno ramp, so "no data" never reads as a level.
