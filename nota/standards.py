@@ -24,10 +24,10 @@ __all__ = [
     "StandardStar",
     "canonical_name",
     "catalogue_magnitudes",
-    "resolve_filter",
-    "standard_for_object",
     "load_calspec",
     "read_oke_table",
+    "resolve_filter",
+    "standard_for_object",
     "synthetic_magnitudes",
 ]
 

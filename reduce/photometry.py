@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -63,7 +64,7 @@ class PhotometryParameters:
     min_centroid_box_px: float = 2.0
     initial_fwhm_px: float = 3.0         # first guess when no FWHM is given
     fwhm_limits_px: tuple[float, float] = (0.5, 30.0)   # fitted FWHMs outside are not trusted
-    core_fwhm: float = 1.0               # a masked pixel this close to the centre: not measurable
+    core_fwhm: float = 0.5               # a masked pixel this close to the centre: not measurable
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,8 @@ def _frame(ccd: CCDData, exptime: float | None) -> _Frame:
 
 
 def _box(shape: tuple[int, int], x: float, y: float, half: float) -> tuple[slice, slice]:
-    h = int(math.ceil(half))
-    cx, cy = int(round(x)), int(round(y))
+    h = math.ceil(half)
+    cx, cy = round(x), round(y)
     ny, nx = shape
     return slice(max(cy - h, 0), min(cy + h + 1, ny)), slice(max(cx - h, 0), min(cx + h + 1, nx))
 
@@ -218,7 +219,7 @@ def _fit_fwhm(f: _Frame, x: float, y: float, guess: float, sky: float,
     try:
         value = float(fit_fwhm(cut, xypos=[(x - cols.start, y - rows.start)], fwhm=guess,
                                fit_shape=shape, mask=f.bad[rows, cols], error=error)[0])
-    except Exception as exc:   # photutils raises several kinds on a failed fit
+    except (ValueError, RuntimeError, np.linalg.LinAlgError) as exc:   # a failed fit
         log.debug("FWHM fit at (%.1f, %.1f) failed: %s", x, y, exc)
         return None
     low, high = p.fwhm_limits_px
@@ -232,8 +233,9 @@ def _fill_masked(f: _Frame, x: float, y: float, radius: float, core_radius: floa
     A star is point-symmetric, so the pixel opposite a masked one (cosmic ray, bad column)
     is the best estimate of what it would have read; with no good mirror the pixel reads
     sky. Returns the cut-out, its sigma, the slices, the number of masked pixels touching
-    the aperture and whether any sits in the core (then the star cannot be measured: the
-    reduction masks saturated pixels, and those are at the peak).
+    the aperture and whether the core is lost: a masked pixel at the centre, or one without
+    a good mirror within twice ``core_radius`` (the reduction masks saturated pixels, and
+    those sit at the peak in a symmetric blob no mirror can replace).
     """
     rows, cols = _box(f.data.shape, x, y, radius + 1.5)
     data = f.data[rows, cols].copy()
@@ -244,13 +246,14 @@ def _fill_masked(f: _Frame, x: float, y: float, radius: float, core_radius: floa
     touching = bad & (r <= radius + 0.75)
     core = bool((touching & (r <= core_radius)).any())
     for iy, ix in zip(*np.nonzero(touching)):
-        my = int(round(2 * y - yy[iy, ix])) - rows.start
-        mx = int(round(2 * x - xx[iy, ix])) - cols.start
+        my = round(2 * y - yy[iy, ix]) - rows.start
+        mx = round(2 * x - xx[iy, ix]) - cols.start
         if 0 <= my < data.shape[0] and 0 <= mx < data.shape[1] and not bad[my, mx]:
             data[iy, ix] = f.data[rows, cols][my, mx]
             if sigma is not None:
                 sigma[iy, ix] = f.sigma[rows, cols][my, mx]
         else:
+            core = core or r[iy, ix] <= 2 * core_radius
             data[iy, ix] = sky
             if sigma is not None:
                 sigma[iy, ix] = 0.0
@@ -307,7 +310,7 @@ def measure_star(ccd: CCDData, x: float, y: float, *, fwhm: float | None = None,
     core_radius = max(params.core_fwhm * use, 1.0)
     data, sigma, (rows, cols), n_masked, core = _fill_masked(f, cx, cy, r_ap, core_radius, sky)
     flux, flux_var, area, peak, ap_edge = _aperture_sum(data, sigma, rows, cols, cx, cy, r_ap,
-                                                        sky, f.data.shape)
+                                                        sky)
     if sigma is None:
         flux_var += area * sky_std**2
     sky_err = MEDIAN_EFFICIENCY * sky_std / math.sqrt(n_sky)
@@ -334,7 +337,7 @@ def measure_star(ccd: CCDData, x: float, y: float, *, fwhm: float | None = None,
 
 
 def _aperture_sum(data: np.ndarray, sigma: np.ndarray | None, rows: slice, cols: slice,
-                  x: float, y: float, radius: float, sky: float, shape: tuple[int, int]
+                  x: float, y: float, radius: float, sky: float
                   ) -> tuple[float, float, float, float, bool]:
     """Exact-overlap circular sum minus sky: (flux, variance, area, peak, off the edge)."""
     from photutils.aperture import CircularAperture
@@ -386,6 +389,7 @@ def find_standard(ccd: CCDData, expected_xy: tuple[float, float] | None = None, 
     saturated (the reduction masks saturated pixels) and skipped.
     """
     from photutils.detection import find_peaks
+    from photutils.utils.exceptions import NoDetectionsWarning
     from scipy import ndimage
 
     f = _frame(ccd, 1.0)
@@ -407,9 +411,11 @@ def find_standard(ccd: CCDData, expected_xy: tuple[float, float] | None = None, 
     smooth = ndimage.gaussian_filter(np.where(bad, level, cut) - level,
                                      sigma=max(fwhm / 2.355, 0.7))
     _, _, noise = sigma_clipped_stats(smooth[~bad], sigma=3.0, maxiters=5)
-    dilated = ndimage.binary_dilation(bad, iterations=max(int(round(fwhm / 2)), 1))
-    peaks = find_peaks(smooth, threshold=threshold_sigma * noise,
-                       box_size=max(3, 2 * int(round(fwhm)) + 1))
+    dilated = ndimage.binary_dilation(bad, iterations=max(round(fwhm / 2), 1))
+    with warnings.catch_warnings():   # "no local peaks" is the error raised below
+        warnings.simplefilter("ignore", NoDetectionsWarning)
+        peaks = find_peaks(smooth, threshold=threshold_sigma * noise,
+                           box_size=max(3, 2 * round(fwhm) + 1))
     if peaks is None or len(peaks) == 0:
         raise PhotometryError(f"no source within {reach:.0f} px of ({centre[0]:.0f}, "
                               f"{centre[1]:.0f})")

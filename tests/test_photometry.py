@@ -79,7 +79,7 @@ def test_measure_stars_uses_one_aperture_for_the_frame():
     ccd = star_frame([(20.0, 20.0, 20000.0), (60.0, 50.0, 8000.0)], fwhm=2.5)
     a, b = measure_stars(ccd, [(20, 20), (60, 50)])
     assert a.aperture_radius == b.aperture_radius
-    assert (a.flux, b.flux) == (pytest.approx(20000, rel=0.015), pytest.approx(8000, rel=0.02))
+    assert abs(a.flux - 20000) < 4 * a.flux_err and abs(b.flux - 8000) < 4 * b.flux_err
 
 
 def test_find_standard_skips_a_brighter_saturated_star():
@@ -131,7 +131,7 @@ def flat_scale(ccd: CCDData, products_root: str, night: str, response: np.ndarra
     keeps response/flat of its light: ~0.97 in R and ~0.77 in the narrow bands.
     """
     flat = CCDData.read(Path(products_root) / night / "master_flat" / ccd.header["NOTAFLAT"])
-    ix, iy = int(round(x)), int(round(y))
+    ix, iy = round(x), round(y)
     box = (slice(iy - 3, iy + 4), slice(ix - 3, ix + 4))
     trimmed = response[TRIM_Y0:TRIM_Y0 + flat.shape[0], TRIM_X0:TRIM_X0 + flat.shape[1]]
     return float(np.median(trimmed[box] / flat.data[box]))
