@@ -26,3 +26,11 @@ class FitsError(NotaError):
 
 class SimulationError(NotaError):
     """The night simulator was asked for something it cannot make."""
+
+
+class PhotometryError(NotaError):
+    """A star cannot be measured (off the frame, no source found)."""
+
+
+class CalibrationError(NotaError):
+    """A night and filter cannot be calibrated (no usable standards, no extinction to fall back on)."""

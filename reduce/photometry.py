@@ -20,7 +20,7 @@ import numpy as np
 from astropy.nddata import CCDData
 from astropy.stats import sigma_clipped_stats
 
-from nota.errors import NotaError
+from nota.errors import PhotometryError
 
 __all__ = [
     "PhotometryError",
@@ -35,10 +35,6 @@ log = logging.getLogger(__name__)
 
 MAG_PER_LN = 2.5 / math.log(10.0)   # 1.0857: d(mag) = MAG_PER_LN * d(flux)/flux
 MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2.0)   # error of a median / error of a mean
-
-
-class PhotometryError(NotaError):
-    """A star cannot be measured (off the frame, no source found); seen by whoever asked."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nota.errors import NotaError
+from nota.errors import CalibrationError
 from nota.passbands import Passband
 
 if TYPE_CHECKING:
@@ -46,10 +46,6 @@ log = logging.getLogger(__name__)
 
 METHOD_FREE = "zero point and extinction fitted"
 METHOD_FIXED = "zero point fitted, extinction fixed"
-
-
-class CalibrationError(NotaError):
-    """A night/filter cannot be calibrated (no usable standards, no extinction to fall back on)."""
 
 
 @dataclass(frozen=True)
