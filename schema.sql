@@ -332,6 +332,45 @@ CREATE TABLE plots (
     night       TEXT,
     group_id    INTEGER REFERENCES calibration_groups (group_id) ON DELETE CASCADE,
     product_id  INTEGER REFERENCES products (product_id) ON DELETE CASCADE,
+    calibration_id INTEGER REFERENCES calibrations (calibration_id) ON DELETE CASCADE,
     png         BLOB NOT NULL,
     made_at     TEXT NOT NULL
+);
+
+-- The photometric solution of each night and filter, from its standard stars:
+-- m_catalogue - m_instrumental = zp - k * airmass, m_instrumental = -2.5 log10(ADU/s)
+-- on the reduced frames.
+CREATE TABLE calibrations (
+    calibration_id   INTEGER PRIMARY KEY,
+    night            TEXT NOT NULL,
+    filter           TEXT NOT NULL,
+    magnitude_system TEXT NOT NULL,       -- AB
+    zp               REAL,                -- mag
+    zp_err           REAL,
+    k                REAL,                -- extinction, mag/airmass
+    k_err            REAL,
+    cov_zp_k         REAL,
+    colour_term      REAL,                -- not fitted yet
+    rms              REAL,                -- of the standards used, mag
+    n_used           INTEGER,
+    n_rejected       INTEGER,
+    airmass_min      REAL,
+    airmass_max      REAL,
+    method           TEXT NOT NULL,       -- k fitted, or fixed from the site curve and why
+    recipe_key       TEXT NOT NULL,       -- the standards' products and the code version, hashed
+    activity_id      INTEGER REFERENCES activities (activity_id),
+    current          INTEGER NOT NULL,
+    created_at       TEXT NOT NULL
+);
+
+CREATE TABLE standard_measurements (
+    calibration_id   INTEGER NOT NULL REFERENCES calibrations (calibration_id) ON DELETE CASCADE,
+    product_id       INTEGER REFERENCES products (product_id),
+    star             TEXT,
+    airmass          REAL,
+    m_instrumental   REAL,                -- -2.5 log10(ADU/s)
+    m_instrumental_err REAL,
+    m_catalogue      REAL,                -- AB, synthetic photometry of the CALSPEC spectrum
+    used             INTEGER NOT NULL,
+    note             TEXT
 );

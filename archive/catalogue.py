@@ -117,6 +117,15 @@ _TABLES: dict[str, dict[str, Any]] = {
     "problems": {"description": "Every problem ingest met, one line each: error = file rejected, warning = file indexed.",
                  "facets": ["severity"]},
     "previews": {"description": "Preview pictures of frames and products (zscale, as DS9)."},
+    "calibrations": {
+        "description": "Each night's photometric solution per filter from its standard stars: m_catalogue - m_instrumental = zp - k * airmass, AB magnitudes, m_instrumental = -2.5 log10(ADU/s) on the reduced frames.",
+        "columns": {"zp": "Zero point.", "k": "Extinction coefficient.", "rms": "Scatter of the standards used.",
+                    "method": "Whether k was fitted or fixed from the La Palma curve, and why.",
+                    "current": "0 once a newer calibration replaced it."},
+        "units": {"zp": "mag", "zp_err": "mag", "rms": "mag"},
+        "facets": ["night", "filter"],
+    },
+    "standard_measurements": {"description": "Each standard star measured for a calibration: instrumental and catalogue (AB, synthetic from CALSPEC) magnitudes, used or why not."},
     "plots": {"description": "Bias histograms per group, flat patterns side by side, masters, the night's statistics against time.",
               "facets": ["subject", "night"], "label_column": "title"},
 }

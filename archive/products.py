@@ -11,10 +11,26 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from astropy.io import fits
+from astropy.nddata import CCDData, StdDevUncertainty
+
 from nota.archive.database import ReadOnlyArchive
 from nota.errors import NotaError
 
-__all__ = ["list_products", "find_product", "lineage", "prov_document"]
+__all__ = ["list_products", "find_product", "lineage", "prov_document", "read_product"]
+
+def read_product(path: str | Path) -> CCDData:
+    """A product as CCDData (data, UNCERT, MASK, header), without parsing a WCS from it."""
+    with fits.open(path, memmap=False) as hdul:
+        return CCDData(
+            hdul[0].data.astype(np.float32),
+            unit="adu",
+            meta=hdul[0].header,
+            uncertainty=StdDevUncertainty(hdul["UNCERT"].data.astype(np.float32)),
+            mask=hdul["MASK"].data.astype(bool),
+        )
+
 
 _PRODUCT_COLUMNS = (
     "product_id AS id, kind, night, filter, path, content_hash, size, recipe_key, step,"

@@ -38,6 +38,7 @@ import nota
 from nota.archive import provenance
 from nota.archive.database import transaction
 from nota.archive.ingest import content_hash
+from nota.archive.products import read_product
 from nota.errors import NotaError
 from nota.instruments import Profile, available_profiles, load_profile
 from nota.reduce.calibrate import (
@@ -419,14 +420,8 @@ def _pictures(data: np.ndarray, kind: str, mask: np.ndarray | None = None) -> di
 
 @functools.lru_cache(maxsize=4)
 def _read_master(path: str, _size: int = 0) -> CCDData:
-    """A master's pixels, uncertainty and mask, read once per worker (keyed by path and size)."""
-    with fits.open(path, memmap=False) as hdul:
-        return CCDData(
-            hdul[0].data.astype(np.float32),
-            unit="adu",
-            uncertainty=StdDevUncertainty(hdul["UNCERT"].data.astype(np.float32)),
-            mask=hdul["MASK"].data.astype(bool),
-        )
+    """A master, read once per worker (keyed by path and size)."""
+    return read_product(path)
 
 
 def _build_master(task: Task, masters: dict[str, str], memory_bytes: int, scratch: str) -> dict[str, Any]:

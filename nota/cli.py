@@ -547,14 +547,20 @@ def reduce(
         typer.echo(f"{len(plan.to_build)} to build, {len(plan.impossible)} impossible,"
                    f" {len(plan.up_to_date)} up to date")
         return
+    from nota.archive.calibration import calibrate_nights
+
     if not plan.tasks:
-        typer.echo(f"nothing to do: {len(plan.up_to_date)} product(s) up to date")
+        calibrated = calibrate_nights(db)
+        typer.echo(f"nothing to do: {len(plan.up_to_date)} product(s) up to date"
+                   + (f"; {len(calibrated.made)} photometric calibration(s) made" if calibrated.made else ""))
         return
     with progress_bar("reducing") as update:
         report = run_plan(db, plan, options, jobs=jobs, scheduler=scheduler, on_task=update)
+    calibrated = calibrate_nights(db)
+    report.failed.extend((f"calibration {where}", why) for where, why in calibrated.failed)
     if as_json:
         print_json({"built": report.built, "failed": [{"output": o, "error": e} for o, e in report.failed],
-                    "up_to_date": report.up_to_date})
+                    "up_to_date": report.up_to_date, "calibrations": calibrated.made})
     else:
         for output, error in report.failed:
             typer.echo(f"failed {output}: {error}", err=True)
@@ -562,10 +568,40 @@ def reduce(
         for b in report.built:
             kinds[b["kind"]] = kinds.get(b["kind"], 0) + 1
         made = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "nothing"
-        typer.echo(f"built {made}; {report.up_to_date} up to date; {len(report.failed)} failed")
+        typer.echo(f"built {made}; {report.up_to_date} up to date; {len(report.failed)} failed;"
+                   f" {len(calibrated.made)} night/filter photometric calibration(s) made")
         typer.echo(f"products in {options.products_root}")
     if report.failed:
         raise typer.Exit(EXIT_ERROR)
+
+
+@app.command()
+@_fails_cleanly
+def calibration(
+    night: Optional[str] = typer.Option(None, help="Only this night (the date it began)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Each night's photometric solution per filter: zero point and extinction (AB mags).
+
+    m_catalogue - m_instrumental = ZP - k X, with m_instrumental = -2.5 log10(ADU/s) on the
+    reduced frames; made by `nota reduce` from the standard stars.
+
+    Example:
+
+        nota calibration --night 2008-04-12 --json
+    """
+    from nota.archive.calibration import list_calibrations
+
+    found = list_calibrations(state.db, night)
+    if as_json:
+        print_json(found)
+        return
+    print_table(
+        ["night", "filter", "system", "ZP", "k (mag/airmass)", "rms", "stars", "method"],
+        [(c["night"], c["filter"], c["magnitude_system"], f"{c['zp']:.3f} +- {c['zp_err']:.3f}",
+          f"{c['k']:.3f} +- {c['k_err']:.3f}", f"{c['rms']:.3f}", f"{c['n_used']}", c["method"]) for c in found],
+        title="Photometric calibration (AB magnitudes)",
+    )
 
 
 @app.command("products")
