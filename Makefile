@@ -23,6 +23,7 @@ demo: venv
 	$(BIN)/nota --db $(NOTA_DB) qc
 	$(BIN)/nota --db $(NOTA_DB) groups
 	$(BIN)/nota --db $(NOTA_DB) explain ALrd120103.fits
+	$(BIN)/nota --db $(NOTA_DB) astrometry build-index $(DEMO)/N1/truth/catalogue_*.csv
 	$(BIN)/nota --db $(NOTA_DB) reduce
 	$(BIN)/nota --db $(NOTA_DB) products
 	$(BIN)/nota --db $(NOTA_DB) calibration

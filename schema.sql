@@ -187,6 +187,8 @@ CREATE TABLE qc (
     signal             REAL,              -- ADU above the overscan level: median - bias_level
     pattern_json       TEXT,              -- flats: coarse normalised illumination grid
     bright_sources     INTEGER,           -- flats: compact sources well above the sky (stars)
+    wcs_rms_arcsec     REAL,              -- reduced frame: astrometric residual rms of matched stars
+    wcs_matched        INTEGER,           -- reduced frame: stars matched to the reference catalogue
     measured_at        TEXT NOT NULL,
     activity_id        INTEGER REFERENCES activities (activity_id)
 );
@@ -200,6 +202,7 @@ CREATE TABLE flags (
     threshold   REAL,
     excludes    INTEGER NOT NULL,         -- 1: keeps the frame out of calibration groups
     message     TEXT NOT NULL,
+    source      TEXT NOT NULL DEFAULT 'qc', -- the step that raised it: qc, astrometry
     activity_id INTEGER REFERENCES activities (activity_id)
 );
 CREATE INDEX flags_file ON flags (file_id);

@@ -75,6 +75,8 @@ _TABLES: dict[str, dict[str, Any]] = {
             "bias_level": "Median of the overscan strip (BIASSEC).", "signal": "Median above the overscan level.",
             "pattern_json": "Flats: an 8 x 8 grid of block medians over their median (the illumination pattern).",
             "bright_sources": "Sky flats: stars found (the median combine removes them).",
+            "wcs_rms_arcsec": "Reduced frame: rms offset of the stars matched to the reference catalogue after the astrometric fit.",
+            "wcs_matched": "Reduced frame: stars matched to the reference catalogue.",
         },
         "units": {"mean": "count", "median": "count", "std": "count", "min": "count", "max": "count",
                   "bias_level": "count", "signal": "count"},
@@ -82,7 +84,7 @@ _TABLES: dict[str, dict[str, Any]] = {
     "flags": {
         "description": "Why a frame may be unfit, each with its figure and the instrument profile's threshold. excludes = 1 keeps the frame out of calibration groups.",
         "columns": {
-            "flag": "odd_shape (not the night's readout), too_faint / too_bright (flat counts), blocked_beam (part of the field far darker than in the sky flats: a rotated filter), pattern_mismatch, star (noted, not excluded), bias_level, bias_noise, saturated, saturated_pixels.",
+            "flag": "odd_shape (not the night's readout), too_faint / too_bright (flat counts), blocked_beam (part of the field far darker than in the sky flats: a rotated filter), pattern_mismatch, star (noted, not excluded), bias_level, bias_noise, saturated, saturated_pixels, not_solved (astrometry failed; kept).",
             "figure": "The measured value.", "threshold": "The limit it was held to.", "excludes": "1: out of every group.",
         },
         "facets": ["flag", "excludes"],

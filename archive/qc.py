@@ -282,7 +282,7 @@ def flag_frames(conn, activity_id: int | None = None) -> Counter:
     from nota.instruments import available_profiles
 
     profiles = {p.name: p for p in map(load_profile, available_profiles())}
-    conn.execute("DELETE FROM flags")
+    conn.execute("DELETE FROM flags WHERE source = 'qc'")
     rows = conn.execute(
         "SELECT fr.file_id, fr.filename, fr.night, fr.instrument, fr.kind, fr.filter, fr.naxis1,"
         " fr.naxis2, fr.binning, q.median, q.std, q.signal, q.saturated_fraction,"

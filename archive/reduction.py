@@ -70,6 +70,7 @@ __all__ = [
     "plan_reduction",
     "run_plan",
     "default_products_root",
+    "default_index_dir",
 ]
 
 
@@ -81,6 +82,7 @@ class ReduceOptions:
     overscan: bool = False
     keep_intermediate: bool = False
     memory_bytes: int = 1024 * 2**20
+    index_dir: str | None = None  # astrometry.net index files; None: frames are not solved
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,12 @@ class RunReport:
 def default_products_root(db_path: str | Path) -> str:
     """Products live in ``products/`` beside the archive database, never beside raw files."""
     return str(Path(db_path).absolute().parent / "products")
+
+
+def default_index_dir(db_path: str | Path) -> str | None:
+    """astrometry.net index files in ``astrometry/`` beside the archive, when there are any."""
+    folder = Path(db_path).absolute().parent / "astrometry"
+    return str(folder) if any(folder.glob("index-*.fits")) else None
 
 
 def _recipe_key(kind: str, params: dict[str, Any], inputs: Iterable[str], needs: dict[str, str]) -> str:
@@ -231,7 +239,24 @@ def _params(kind: str, profile: Profile, options: ReduceOptions, sections: dict[
         params["read_noise"] = facts.get("read_noise") or profile.detector["read_noise"]
         params["saturation"] = profile.detector["saturation"]
         params["keep_intermediate"] = options.keep_intermediate
+        astrometry = _astrometry_params(options, profile, facts)
+        if astrometry:
+            params["astrometry"] = astrometry
     return params
+
+
+def _astrometry_params(options: ReduceOptions, profile: Profile, facts: dict) -> dict | None:
+    """What solving a frame depends on: the index files (by name and size) and the scale."""
+    if not options.index_dir:
+        return None
+    folder = Path(options.index_dir)
+    index = sorted((p.name, p.stat().st_size) for p in folder.glob("index-*.fits")) if folder.is_dir() else []
+    if not index:
+        return None
+    xbin = int((facts.get("binning") or "1x1").split("x")[0])
+    scale = float(profile.detector["pixel_scale"]) * xbin
+    return {"index_dir": str(folder.absolute()), "index": index, "pixel_scale": scale,
+            "fwhm_px": float(profile.detector.get("typical_seeing", 1.0)) / scale, "timeout": 5.0}
 
 
 def plan_reduction(db: sqlite_utils.Database, options: ReduceOptions) -> Plan:
@@ -505,10 +530,53 @@ def _reduce_frame(task: Task, masters: dict[str, str]) -> dict[str, Any]:
                       str(Path(task.output).with_name("zt_" + raw.name)))
     ccd = flat_correct(ccd, flat, min_value=float(params["flat_min_value"]))
     history.append(f"nota: flat fielded with {os.path.basename(masters['master_flat'])}")
+    astrometry = None
+    if params.get("astrometry"):
+        astrometry = _solve_frame(ccd, header, params["astrometry"])
+        if astrometry["wcs"] is not None:
+            header.update(astrometry.pop("wcs").to_header(relax=True))
+            history.append(f"nota: WCS from astrometry.net, {astrometry['matched']} stars,"
+                           f" rms {astrometry['rms_arcsec']:.3f} arcsec")
+        else:
+            astrometry.pop("wcs")
+        header["NOTAWCS"] = (astrometry["status"], "nota astrometry")
     ccd.meta = _stamp(header, task, history, masters)
     digest, size = write_product(ccd, task.output)
     return {"key": task.key, "path": task.output, "content_hash": digest, "size": size,
-            "previews": _pictures(ccd.data, "reduced", ccd.mask)}
+            "previews": _pictures(ccd.data, "reduced", ccd.mask), "astrometry": astrometry}
+
+
+@functools.lru_cache(maxsize=2)
+def _reference_stars(index_dir: str) -> tuple[np.ndarray, np.ndarray]:
+    """RA and Dec of the catalogues the index files were built from (for the refit)."""
+    from astropy.table import Table, vstack
+
+    tables = [Table.read(p) for p in sorted(Path(index_dir).glob("*.cat.fits"))]
+    if not tables:
+        return np.array([]), np.array([])
+    stars = vstack(tables)
+    return np.asarray(stars["RA"], float), np.asarray(stars["DEC"], float)
+
+
+def _solve_frame(ccd: CCDData, header: fits.Header, params: dict) -> dict:
+    """Solve a reduced frame; a frame that does not solve is reported, never fatal."""
+    from nota.reduce.astrometry import extract_sources, match_residuals, refine, solve
+
+    ra, dec = header.get("RA"), header.get("DEC")
+    if not isinstance(ra, (int, float)) or not isinstance(dec, (int, float)):
+        return {"wcs": None, "status": "not solved: no RA/DEC in the header", "matched": 0, "rms_arcsec": None}
+    sources = extract_sources(ccd.data, params["fwhm_px"], mask=ccd.mask)
+    wcs = solve(sources, ccd.shape, index_dir=Path(params["index_dir"]), ra=float(ra), dec=float(dec),
+                scale=params["pixel_scale"], timeout=params.get("timeout", 5.0))
+    if wcs is None:
+        return {"wcs": None, "status": f"not solved ({len(sources.x)} stars found)", "matched": 0, "rms_arcsec": None}
+    reference_ra, reference_dec = _reference_stars(params["index_dir"])
+    if reference_ra.size:
+        wcs = refine(wcs, sources, reference_ra, reference_dec)
+        matched, rms = match_residuals(wcs, sources, reference_ra, reference_dec)
+    else:
+        matched, rms = 0, None
+    return {"wcs": wcs, "status": "solved", "matched": matched, "rms_arcsec": rms}
 
 
 def execute_task(task: Task, masters: dict[str, str], memory_bytes: int, scratch: str) -> dict[str, Any]:
@@ -685,6 +753,21 @@ def _record_failure(conn, task: Task, message: str, result: dict | None = None) 
     log.warning("%s", message)
 
 
+def _record_astrometry(conn, task: Task, astrometry: dict | None, activity_id: int) -> None:
+    """The solution's figures go to qc; a frame that did not solve is flagged, not dropped."""
+    if astrometry is None or task.file_id is None:
+        return
+    conn.execute("DELETE FROM flags WHERE file_id = ? AND source = 'astrometry'", (task.file_id,))
+    conn.execute("UPDATE qc SET wcs_rms_arcsec = ?, wcs_matched = ? WHERE file_id = ?",
+                 (astrometry["rms_arcsec"], astrometry["matched"], task.file_id))
+    if astrometry["status"] != "solved":
+        conn.execute(
+            "INSERT INTO flags (file_id, flag, figure, threshold, excludes, message, activity_id, source)"
+            " VALUES (?, 'not_solved', NULL, NULL, 0, ?, ?, 'astrometry')",
+            (task.file_id, f"astrometry: {astrometry['status']}; the frame is kept", activity_id),
+        )
+
+
 def _record_product(db: sqlite_utils.Database, task: Task, result: dict, masters: dict[str, str]) -> None:
     """Register a finished product and its provenance, all in one transaction."""
     with transaction(db) as conn:
@@ -722,6 +805,7 @@ def _record_product(db: sqlite_utils.Database, task: Task, result: dict, masters
             [(subject, title, task.night, task.group_id, product_id, png, provenance.utc_now())
              for subject, title, png in result.get("plots", [])],
         )
+        _record_astrometry(conn, task, result.get("astrometry"), activity_id)
         for role, path in masters.items():
             master = conn.execute(
                 "SELECT product_id, entity_id, content_hash FROM products WHERE path = ? AND current = 1", (path,)

@@ -514,6 +514,10 @@ def reduce(
     products: Optional[Path] = typer.Option(
         None, "--products", envvar="NOTA_PRODUCTS", help="Products root (default: products/ beside the archive)."
     ),
+    index_dir: Optional[Path] = typer.Option(
+        None, "--index-dir", envvar="NOTA_INDEX_DIR",
+        help="astrometry.net index files (default: astrometry/ beside the archive, if any); frames are solved when given.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the plan or the report as JSON."),
 ) -> None:
     """Make master biases, master flats and flat-fielded frames: only what is missing or stale.
@@ -526,13 +530,20 @@ def reduce(
 
         nota reduce --dry-run && nota reduce --jobs 2
     """
-    from nota.archive.reduction import ReduceOptions, default_products_root, plan_reduction, run_plan
+    from nota.archive.reduction import (
+        ReduceOptions,
+        default_index_dir,
+        default_products_root,
+        plan_reduction,
+        run_plan,
+    )
 
     options = ReduceOptions(
         products_root=str(products or default_products_root(state.db)),
         overscan=overscan,
         keep_intermediate=keep_intermediate,
         memory_bytes=_memory(memory),
+        index_dir=str(index_dir) if index_dir else default_index_dir(state.db),
     )
     db = _open_db()
     plan = plan_reduction(db, options)
@@ -573,6 +584,40 @@ def reduce(
         typer.echo(f"products in {options.products_root}")
     if report.failed:
         raise typer.Exit(EXIT_ERROR)
+
+
+astrometry_app = typer.Typer(
+    help="astrometry.net index files for offline solving.\n\nExample:\n\n    nota astrometry build-index catalogue.csv",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(astrometry_app, name="astrometry")
+
+
+@astrometry_app.command("build-index")
+@_fails_cleanly
+def astrometry_build_index(
+    catalogues: List[Path] = typer.Argument(..., help="Reference catalogues: CSV or FITS with ra, dec and a magnitude."),
+    index_dir: Optional[Path] = typer.Option(
+        None, "--index-dir", envvar="NOTA_INDEX_DIR", help="Where to write them (default: astrometry/ beside the archive)."
+    ),
+    mag_column: str = typer.Option("R", help="The magnitude column that orders the stars."),
+) -> None:
+    """Build astrometry.net index files from reference catalogues, for `nota reduce` to solve with.
+
+    For real data, put the standard 4100/5200-series index files in the index directory instead.
+
+    Example:
+
+        nota astrometry build-index demo/N1/truth/catalogue_*.csv
+    """
+    from nota.reduce.astrometry import build_index
+
+    out = index_dir or (Path(state.db).absolute().parent / "astrometry")
+    made = []
+    for n, catalogue in enumerate(catalogues):
+        made += build_index(catalogue, out, index_id=9000 + 10 * n, mag_column=mag_column)
+    typer.echo(f"{len(made)} index file(s) from {len(catalogues)} catalogue(s) in {out}")
 
 
 @app.command()

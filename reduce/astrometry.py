@@ -54,7 +54,7 @@ def _tool(name: str) -> str:
 
 
 def extract_sources(data: np.ndarray, fwhm: float, mask: np.ndarray | None = None,
-                    nsigma: float = 8.0, limit: int = 300) -> Sources:
+                    nsigma: float = 8.0, limit: int = 80) -> Sources:
     """The brightest point sources of an image, for the solver and for matching."""
     from photutils.centroids import centroid_2dg, centroid_sources
     from photutils.detection import DAOStarFinder

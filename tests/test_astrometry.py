@@ -51,3 +51,39 @@ def test_a_field_without_an_index_does_not_solve(_reduced, small_night, index_di
     sources = extract_sources(ccd.data, fwhm=1.3, mask=ccd.mask)
     assert solve(sources, ccd.shape, index_dir=index_dir, ra=ccd.header["RA"], dec=ccd.header["DEC"],
                  scale=0.76, timeout=20) is None
+
+
+def test_reduce_writes_the_solved_wcs_into_products(_night_db, small_night, index_dir, tmp_path):
+    from conftest import copy_database
+    from nota.archive.database import open_database
+    from nota.archive.products import read_product
+    from nota.archive.reduction import ReduceOptions, plan_reduction, run_plan
+
+    path = copy_database(_night_db, tmp_path / "wcs.db")
+    db = open_database(path)
+    options = ReduceOptions(products_root=str(tmp_path / "products"), index_dir=str(index_dir))
+    plan = plan_reduction(db, options)
+    keep = ("fzt_ALrd120103.fits", "fzt_ALrd120104.fits", "fzt_ALrd120080.fits")
+    plan.tasks[:] = [t for t in plan.tasks if t.kind != "reduced" or t.output.endswith(keep)]
+    report = run_plan(db, plan, options, jobs=1)
+    assert not report.failed, report.failed
+    truth = load_truth(small_night.directory)
+    for sequence in (103, 104):
+        frame = next(f for f in truth["frames"] if f["sequence"] == sequence)
+        product = read_product(tmp_path / "products" / "2008-04-12" / "reduced" / f"fzt_{frame['filename']}")
+        assert product.header["NOTAWCS"] == "solved"
+        solved = WCS(product.header)
+        true = WCS(fits.Header(frame["wcs"]))
+        x, y = np.array([0, 509, 255]), np.array([0, 502, 251])
+        assert solved.pixel_to_world(x, y).separation(true.pixel_to_world(x + 15, y + 5)).arcsec.max() < 0.1
+        rms, matched = db.conn.execute(
+            "SELECT wcs_rms_arcsec, wcs_matched FROM qc JOIN files USING (file_id) WHERE name = ?", (frame["filename"],)
+        ).fetchone()
+        assert matched >= 20 and rms < 0.1
+    # A frame that does not solve is flagged and kept (a standard field: NGC 4496A's index only).
+    standard = read_product(tmp_path / "products" / "2008-04-12" / "reduced" / "fzt_ALrd120080.fits")
+    assert standard.header["NOTAWCS"].startswith("not solved")
+    flag = db.conn.execute(
+        "SELECT excludes FROM flags JOIN files USING (file_id) WHERE name = 'ALrd120080.fits' AND flag = 'not_solved'"
+    ).fetchone()
+    assert flag == (0,)
