@@ -562,8 +562,14 @@ def reduce(
 
     if not plan.tasks:
         calibrated = calibrate_nights(db)
-        typer.echo(f"nothing to do: {len(plan.up_to_date)} product(s) up to date"
-                   + (f"; {len(calibrated.made)} photometric calibration(s) made" if calibrated.made else ""))
+        if as_json:
+            print_json({"built": [], "failed": [{"output": o, "error": e} for o, e in calibrated.failed],
+                        "up_to_date": len(plan.up_to_date), "calibrations": calibrated.made})
+        else:
+            typer.echo(f"nothing to do: {len(plan.up_to_date)} product(s) up to date"
+                       + (f"; {len(calibrated.made)} photometric calibration(s) made" if calibrated.made else ""))
+        if calibrated.failed:
+            raise typer.Exit(EXIT_ERROR)
         return
     with progress_bar("reducing") as update:
         report = run_plan(db, plan, options, jobs=jobs, scheduler=scheduler, on_task=update)
