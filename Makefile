@@ -27,6 +27,7 @@ demo: venv
 	$(BIN)/nota --db $(NOTA_DB) reduce
 	$(BIN)/nota --db $(NOTA_DB) products
 	$(BIN)/nota --db $(NOTA_DB) calibration
+	$(BIN)/nota --db $(NOTA_DB) photometry ALrd120103.fits
 	$(BIN)/nota --db $(NOTA_DB) lineage fzt_ALrd120103.fits
 	@echo
 	@echo "Browse the night:  $(BIN)/nota --db $(NOTA_DB) serve   then open http://127.0.0.1:8001/nota"

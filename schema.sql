@@ -377,3 +377,25 @@ CREATE TABLE standard_measurements (
     used             INTEGER NOT NULL,
     note             TEXT
 );
+
+-- Sources measured on a reduced frame (nota photometry), calibrated with its night's solution.
+CREATE TABLE sources (
+    source_id        INTEGER PRIMARY KEY,
+    product_id       INTEGER NOT NULL REFERENCES products (product_id) ON DELETE CASCADE,
+    file_id          INTEGER REFERENCES files (file_id),
+    x                REAL,                -- 0-based pixel of the reduced frame
+    y                REAL,
+    ra               REAL,                -- deg, from the frame's solved WCS (NULL when unsolved)
+    dec              REAL,
+    flux             REAL,                -- ADU in the aperture, sky subtracted
+    flux_err         REAL,
+    mag_instrumental REAL,                -- -2.5 log10(ADU/s)
+    mag              REAL,                -- calibrated: mag_instrumental + zp - k * airmass
+    mag_err          REAL,                -- photometric and calibration errors together
+    magnitude_system TEXT,                -- AB
+    line_flux        REAL,                -- narrow bands: erg/s/cm2 in the passband
+    flags            TEXT,
+    calibration_id   INTEGER REFERENCES calibrations (calibration_id),
+    activity_id      INTEGER REFERENCES activities (activity_id)
+);
+CREATE INDEX sources_product ON sources (product_id);

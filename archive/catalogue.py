@@ -127,6 +127,12 @@ _TABLES: dict[str, dict[str, Any]] = {
         "units": {"zp": "mag", "zp_err": "mag", "rms": "mag"},
         "facets": ["night", "filter"],
     },
+    "sources": {
+        "description": "Sources measured on reduced frames by nota photometry: pixel and sky positions, aperture fluxes, calibrated AB magnitudes, and for narrow bands the flux in erg/s/cm2.",
+        "columns": {"mag": "Calibrated magnitude (AB): mag_instrumental + zp - k * airmass.",
+                    "mag_instrumental": "-2.5 log10(ADU/s).", "line_flux": "Narrow bands: flux in the passband, erg/s/cm2."},
+        "units": {"ra": "degree", "dec": "degree", "mag": "mag", "mag_err": "mag"},
+    },
     "standard_measurements": {"description": "Each standard star measured for a calibration: instrumental and catalogue (AB, synthetic from CALSPEC) magnitudes, used or why not."},
     "plots": {"description": "Bias histograms per group, flat patterns side by side, masters, the night's statistics against time.",
               "facets": ["subject", "night"], "label_column": "title"},

@@ -655,6 +655,38 @@ def calibration(
     )
 
 
+@app.command()
+@_fails_cleanly
+def photometry(
+    frame: str = typer.Argument(..., help="A raw file name or its product (fzt_ALrd120103.fits)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the source catalogue as JSON."),
+) -> None:
+    """Measure a reduced frame's sources into the `sources` table, in calibrated AB magnitudes.
+
+    Positions in pixels and (when the frame was solved) RA/Dec; calibrated with the night's
+    zero point and extinction for the frame's filter and airmass; narrow bands also get the
+    flux in erg/s/cm2.
+
+    Example:
+
+        nota photometry ALrd120103.fits --json
+    """
+    from nota.archive.sources import list_sources, measure_frame
+
+    report = measure_frame(_open_db(), frame)
+    found = list_sources(state.db, report.filename)
+    if as_json:
+        print_json(found)
+        return
+    typer.echo(f"{report.filename}: {report.sources} sources"
+               + ("" if report.calibrated else " (no photometric calibration for its night and filter)")
+               + ("" if report.solved else " (no WCS: not solved)"))
+    print_table(["x", "y", "ra", "dec", "mag (AB)", "err"],
+                [(f"{r['x']:.1f}", f"{r['y']:.1f}", "" if r["ra"] is None else f"{r['ra']:.6f}",
+                  "" if r["dec"] is None else f"{r['dec']:.6f}", "" if r["mag"] is None else f"{r['mag']:.3f}",
+                  "" if r["mag_err"] is None else f"{r['mag_err']:.3f}") for r in found[:20]])
+
+
 @app.command("products")
 @_fails_cleanly
 def products_command(as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:

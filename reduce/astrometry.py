@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import warnings
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -72,9 +73,15 @@ def extract_sources(data: np.ndarray, fwhm: float, mask: np.ndarray | None = Non
     # The finder's marginal centroids are biased toward pixel centres for a sharp PSF; a
     # 2-D Gaussian fit to each star is not, and astrometry is only as good as centroids.
     box = max(5, int(2 * round(fwhm) + 1) | 1)
-    xs, ys = centroid_sources(values - median, np.asarray(table[x]), np.asarray(table[y]),
-                              box_size=box, centroid_func=centroid_2dg, mask=mask)
-    good = np.isfinite(xs) & np.isfinite(ys)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a faint star's fit may not converge; it is dropped below
+        xs, ys = centroid_sources(values - median, np.asarray(table[x]), np.asarray(table[y]),
+                                  box_size=box, centroid_func=centroid_2dg, mask=mask)
+    # A fit that wandered off its star (or off the image) is no centroid.
+    moved = np.hypot(xs - np.asarray(table[x]), ys - np.asarray(table[y]))
+    rows, cols = values.shape
+    good = (np.isfinite(xs) & np.isfinite(ys) & (moved < box / 2)
+            & (xs >= 0) & (ys >= 0) & (xs <= cols - 1) & (ys <= rows - 1))
     return Sources(xs[good], ys[good], np.asarray(table["flux"])[good])
 
 
