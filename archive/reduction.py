@@ -623,7 +623,9 @@ class _Local:
             # A fork server imports nota once and forks clean workers from it: cheap starts,
             # and none of this process's threads or database handles cross over.
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["nota.archive.reduction"])
+            context.set_forkserver_preload(
+                ["nota.archive.reduction", "matplotlib.figure", "matplotlib.backends.backend_agg"]
+            )
             self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
 
     def map(self, tasks: list[Task], masters: dict[str, str], memory: int, scratch: str) -> Iterator[dict]:
