@@ -158,13 +158,12 @@ def _record(db, night, filt, key, fit, observations, notes, rows, plot, activity
 def list_calibrations(db_path: str | Path, night: str | None = None) -> list[dict[str, Any]]:
     """Each night's current solution per filter, with the standards used, for scripts."""
     with ReadOnlyArchive(db_path) as archive:
-        columns, rows = archive.run(
+        found = archive.dicts(
             "SELECT calibration_id AS id, night, filter, magnitude_system, zp, zp_err, k, k_err, colour_term,"
             " rms, n_used, n_rejected, airmass_min, airmass_max, method FROM calibrations"
             " WHERE current = 1 AND (:night IS NULL OR night = :night) ORDER BY night, filter",
             {"night": night},
         )
-        found = [dict(zip(columns, r)) for r in rows]
         for c in found:
             _, used = archive.run(
                 "SELECT s.star, f.name FROM standard_measurements s JOIN products p USING (product_id)"

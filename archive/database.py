@@ -170,6 +170,11 @@ class ReadOnlyArchive:
             raise _query_error(str(exc), self.time_limit) from None
         return columns, rows
 
+    def dicts(self, sql: str, params: dict | tuple = ()) -> list[dict]:
+        """``run``, with each row as a dict of column -> value."""
+        columns, rows = self.run(sql, params)
+        return [dict(zip(columns, row)) for row in rows]
+
     def close(self) -> None:
         self.conn.close()
 

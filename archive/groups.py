@@ -381,14 +381,13 @@ def pin_group(db: sqlite_utils.Database, key: str, frames: list[str]) -> list[di
 def groups_as_dicts(db_path: str | Path, night: str | None = None) -> list[dict[str, Any]]:
     """Every group with its members, for ``nota groups --json``."""
     with ReadOnlyArchive(db_path) as archive:
-        columns, rows = archive.run(
+        groups = archive.dicts(
             "SELECT group_id AS id, group_key AS key, purpose, night, instrument, filter, flat_kind,"
             " naxis1, naxis2, binning, usable, preferred, n_included, n_members, note"
             " FROM calibration_groups WHERE (:night IS NULL OR night = :night)"
             " ORDER BY night, purpose, filter, flat_kind",
             {"night": night},
         )
-        groups = [dict(zip(columns, r)) for r in rows]
         for g in groups:
             g["usable"], g["preferred"] = bool(g["usable"]), bool(g["preferred"])
             mcols, mrows = archive.run(
@@ -422,11 +421,10 @@ def explain(db_path: str | Path, frame: str) -> dict[str, Any]:
             " LEFT JOIN calibration_groups g USING (group_id) WHERE a.file_id = ? ORDER BY a.purpose",
             (found["file_id"],),
         )
-        gcols, grows = archive.run(
+        groups = archive.dicts(
             "SELECT group_id, group_key, purpose, night, instrument, filter, naxis1, naxis2, binning,"
             " usable, preferred, note FROM calibration_groups ORDER BY purpose, night"
         )
-    groups = [dict(zip(gcols, r)) for r in grows]
     calibrations = []
     for purpose, key, rule in assoc:
         others = []

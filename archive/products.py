@@ -41,12 +41,11 @@ _PRODUCT_COLUMNS = (
 def list_products(db_path: str | Path, *, current_only: bool = True) -> list[dict[str, Any]]:
     """Products with the ids of their inputs, for ``nota products --json``."""
     with ReadOnlyArchive(db_path) as archive:
-        columns, rows = archive.run(
+        products = archive.dicts(
             f"SELECT {_PRODUCT_COLUMNS} FROM products"
             + (" WHERE current = 1" if current_only else "")
             + " ORDER BY night, kind, path"
         )
-        products = [dict(zip(columns, r)) for r in rows]
         for p in products:
             _, inputs = archive.run(
                 "SELECT role, file_id, input_product_id, included FROM product_inputs WHERE product_id = ?",
@@ -88,8 +87,8 @@ def _tree(archive: ReadOnlyArchive, product: dict[str, Any], seen: set[int]) -> 
     )
     for role, file_id, input_product, digest, included, reason, name, path in inputs:
         if input_product is not None:
-            columns, rows = archive.run(f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE product_id = ?", (input_product,))
-            child = _tree(archive, dict(zip(columns, rows[0])), seen)
+            (parent,) = archive.dicts(f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE product_id = ?", (input_product,))
+            child = _tree(archive, parent, seen)
             child["role"] = role
             node["inputs"].append(child)
         else:

@@ -26,7 +26,7 @@ from nota.errors import FitsError, NotaError
 from nota.instruments import Profile, load_profile
 from nota.parallel import map_in_processes
 from nota.reduce.preview import THUMB_SIZE, VIEW_SIZE, cmap_for, preview_png
-from nota.reduce.rawdata import read_stored, read_through_astropy, to_physical
+from nota.reduce.rawdata import read_pixels
 from nota.reduce.sections import binned, to_slices
 from nota.reduce.statistics import (
     MAD_TO_SIGMA,
@@ -126,13 +126,10 @@ def _measure(task: dict[str, Any]) -> dict[str, Any]:
     """Figures of one frame; runs in a worker process, touches no database."""
     profile = load_profile(task["profile"]) if task.get("profile") else None
     saturation = float(profile.detector["saturation"]) if profile else 65535.0
-    if task["layout"] in ("simple", "mef"):
-        stored = read_stored(
-            task["path"], task["data_offset"], task["naxis1"], task["naxis2"], task["bitpix"]
-        )
-        data = to_physical(stored, task["bzero"] or 0.0, task["bscale"] or 1.0)
-    else:
-        data = read_through_astropy(task["path"], task["data_hdu"])
+    data = read_pixels(
+        task["path"], task["layout"], task["data_hdu"], task["data_offset"], task["naxis1"],
+        task["naxis2"], task["bitpix"], task["bzero"] or 0.0, task["bscale"] or 1.0,
+    )
     useful, overscan = _sections(task, profile)
     if not _fits_inside(useful, data.shape):
         useful = f"[1:{data.shape[1]},1:{data.shape[0]}]"  # a window: measure all of it

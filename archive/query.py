@@ -67,10 +67,9 @@ def frame_summary(db_path: str | Path, under: list[str] | None = None) -> list[d
             params[f"r{i}"] = root
             params[f"p{i}"] = root.rstrip("/") + "/"
         where = "WHERE " + " OR ".join(clauses)
-    columns, rows = run_query(
-        db_path,
-        "SELECT night, kind, coalesce(filter, '') AS filter, count(*) AS frames FROM frames "
-        f"{where} GROUP BY night, kind, filter ORDER BY night, kind, filter",
-        params,
-    )
-    return [dict(zip(columns, r)) for r in rows]
+    with ReadOnlyArchive(db_path) as archive:
+        return archive.dicts(
+            "SELECT night, kind, coalesce(filter, '') AS filter, count(*) AS frames FROM frames "
+            f"{where} GROUP BY night, kind, filter ORDER BY night, kind, filter",
+            params,
+        )

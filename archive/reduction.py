@@ -53,7 +53,7 @@ from nota.reduce.calibrate import (
 from nota.reduce.combine import FrameStack, median_combine
 from nota.reduce.plots import bias_histograms_png, image_png
 from nota.reduce.preview import THUMB_SIZE, VIEW_SIZE, cmap_for, preview_png
-from nota.reduce.rawdata import read_stored, read_through_astropy, to_physical
+from nota.reduce.rawdata import read_pixels
 from nota.reduce.sections import binned, to_slices
 
 log = logging.getLogger(__name__)
@@ -361,10 +361,8 @@ def _bias_group_for(conn, night, instrument, binning, file_id) -> int | None:
 
 
 def _read_raw(raw: RawInput) -> np.ndarray:
-    if raw.layout in ("simple", "mef"):
-        stored = read_stored(raw.path, raw.data_offset, raw.naxis1, raw.naxis2, raw.bitpix)
-        return to_physical(stored, raw.bzero, raw.bscale)
-    return read_through_astropy(raw.path, raw.data_hdu)
+    return read_pixels(raw.path, raw.layout, raw.data_hdu, raw.data_offset, raw.naxis1, raw.naxis2,
+                       raw.bitpix, raw.bzero, raw.bscale)
 
 
 def _raw_header(raw: RawInput) -> fits.Header:

@@ -122,9 +122,8 @@ def measure_frame(db: sqlite_utils.Database, frame: str, *, nsigma: float = 5.0,
 
 def list_sources(db_path: str | Path, frame: str) -> list[dict[str, Any]]:
     with ReadOnlyArchive(db_path) as archive:
-        columns, rows = archive.run(
+        return archive.dicts(
             "SELECT s.source_id, s.x, s.y, s.ra, s.dec, s.flux, s.flux_err, s.mag_instrumental, s.mag, s.mag_err,"
             " s.magnitude_system, s.line_flux, s.flags FROM sources s JOIN files f ON f.file_id = s.file_id"
             " WHERE f.name = ? ORDER BY s.mag_instrumental", (frame,),
         )
-    return [dict(zip(columns, r)) for r in rows]

@@ -247,12 +247,15 @@ def frames(
 
 # selections -----------------------------------------------------------------------------------
 
-selection_app = typer.Typer(
-    help="Named SQL selections of frames.\n\nExample:\n\n    nota selection list",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
-app.add_typer(selection_app, name="selection")
+def _sub_app(name: str, help: str, example: str) -> typer.Typer:
+    """A command group (nota NAME ...) with its help and an example."""
+    group = typer.Typer(help=f"{help}\n\nExample:\n\n    {example}", no_args_is_help=True,
+                        rich_markup_mode=None)
+    app.add_typer(group, name=name)
+    return group
+
+
+selection_app = _sub_app("selection", "Named SQL selections of frames.", "nota selection list")
 
 
 @selection_app.command("add")
@@ -592,12 +595,8 @@ def reduce(
         raise typer.Exit(EXIT_ERROR)
 
 
-astrometry_app = typer.Typer(
-    help="astrometry.net index files for offline solving.\n\nExample:\n\n    nota astrometry build-index catalogue.csv",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
-app.add_typer(astrometry_app, name="astrometry")
+astrometry_app = _sub_app("astrometry", "astrometry.net index files for offline solving.",
+                          "nota astrometry build-index catalogue.csv")
 
 
 @astrometry_app.command("build-index")

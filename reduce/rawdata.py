@@ -12,7 +12,7 @@ from astropy.io import fits
 
 from nota.errors import FitsError
 
-__all__ = ["read_through_astropy", "read_stored", "to_physical"]
+__all__ = ["read_pixels", "read_through_astropy", "read_stored", "to_physical"]
 
 _DTYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 
@@ -51,3 +51,12 @@ def to_physical(stored: np.ndarray, bzero: float = 0.0, bscale: float = 1.0) -> 
     if bzero or bscale != 1:
         return stored * bscale + bzero
     return stored.astype(stored.dtype.newbyteorder("="))
+
+
+def read_pixels(path: str, layout: str, hdu: int, data_offset: int, naxis1: int, naxis2: int,
+                bitpix: int, bzero: float = 0.0, bscale: float = 1.0) -> np.ndarray:
+    """A raw image's physical values: read straight from its offset when the file is
+    plain FITS (``layout`` simple or mef, as ingest recorded it), through astropy otherwise."""
+    if layout in ("simple", "mef"):
+        return to_physical(read_stored(path, data_offset, naxis1, naxis2, bitpix), bzero, bscale)
+    return read_through_astropy(path, hdu)
