@@ -5,7 +5,7 @@
 -- archive/migrations.py, and a test checks that both roads end in the same schema.
 -- Times are ISO 8601 UTC text; *_json columns hold JSON.
 
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 
 -- Every file ingest has seen, good or bad.
 CREATE TABLE files (
@@ -190,7 +190,8 @@ CREATE TABLE qc (
     wcs_rms_arcsec     REAL,              -- reduced frame: astrometric residual rms of matched stars
     wcs_matched        INTEGER,           -- reduced frame: stars matched to the reference catalogue
     measured_at        TEXT NOT NULL,
-    activity_id        INTEGER REFERENCES activities (activity_id)
+    activity_id        INTEGER REFERENCES activities (activity_id),
+    cosmic_pixels      INTEGER            -- reduced frame: pixels cleaned of cosmic rays (L.A.Cosmic)
 );
 
 -- Why a frame may be unfit: each flag carries its figure and the profile's threshold.
@@ -267,7 +268,7 @@ CREATE TABLE associations (
 -- Products: masters and reduced frames, registered only once their file is complete.
 CREATE TABLE products (
     product_id      INTEGER PRIMARY KEY,
-    kind            TEXT NOT NULL,        -- master_bias, master_flat, reduced
+    kind            TEXT NOT NULL,        -- master_bias, master_flat, reduced, stack
     night           TEXT,
     filter          TEXT,
     path            TEXT NOT NULL,
@@ -282,7 +283,10 @@ CREATE TABLE products (
     entity_id       INTEGER REFERENCES entities (entity_id),
     activity_id     INTEGER REFERENCES activities (activity_id),
     current         INTEGER NOT NULL,     -- 0 once a rebuild superseded it
-    created_at      TEXT NOT NULL
+    created_at      TEXT NOT NULL,
+    exptime         REAL,                 -- s; a stack's: the sum of its exposures
+    airmass         REAL,                 -- a stack's: effective (exposure-weighted mean)
+    photzp          REAL                  -- AB mag for 1 ADU/s at this airmass (PHOTZP), when calibrated
 );
 CREATE INDEX products_recipe ON products (recipe_key);
 CREATE INDEX products_path ON products (path);
@@ -290,7 +294,7 @@ CREATE INDEX products_path ON products (path);
 -- What each product was made from: raw frames (by content) and other products.
 CREATE TABLE product_inputs (
     product_id       INTEGER NOT NULL REFERENCES products (product_id) ON DELETE CASCADE,
-    role             TEXT NOT NULL,       -- member, raw, master_bias, master_flat
+    role             TEXT NOT NULL,       -- member, raw, master_bias, master_flat, exposure (of a stack)
     file_id          INTEGER REFERENCES files (file_id),
     input_product_id INTEGER REFERENCES products (product_id),
     content_hash     TEXT,
@@ -353,7 +357,7 @@ CREATE TABLE calibrations (
     k                REAL,                -- extinction, mag/airmass
     k_err            REAL,
     cov_zp_k         REAL,
-    colour_term      REAL,                -- not fitted yet
+    colour_term      REAL,                -- mag per mag of colour_index; NULL when not fitted (method says why)
     rms              REAL,                -- of the standards used, mag
     n_used           INTEGER,
     n_rejected       INTEGER,
@@ -363,7 +367,9 @@ CREATE TABLE calibrations (
     recipe_key       TEXT NOT NULL,       -- the standards' products and the code version, hashed
     activity_id      INTEGER REFERENCES activities (activity_id),
     current          INTEGER NOT NULL,
-    created_at       TEXT NOT NULL
+    created_at       TEXT NOT NULL,
+    colour_term_err  REAL,
+    colour_index     TEXT                 -- the catalogue colour the term multiplies, e.g. 'B-V'
 );
 
 CREATE TABLE standard_measurements (

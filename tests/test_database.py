@@ -31,6 +31,33 @@ def test_schema_sql_is_what_a_fresh_archive_holds(db_path):
     assert "frames" in db.view_names()
 
 
+def columns(conn: sqlite3.Connection) -> dict[str, list[tuple]]:
+    """Each table's columns (name, type, not null, default, primary key), in order."""
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return {t: [tuple(c[1:]) for c in conn.execute(f"PRAGMA table_info({t})")] for t in tables}
+
+
+def test_an_archive_of_every_older_schema_migrates_to_schema_sql(tmp_path):
+    """The two roads: a version-1 archive with data, migrated, equals a fresh one."""
+    from pathlib import Path
+
+    old = (Path(__file__).parent / "data" / "schema_v1.sql").read_text()
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(old)
+    conn.execute("INSERT INTO files (path, name, directory, status, first_seen_at, indexed_at)"
+                 " VALUES ('/x/a.fits', 'a.fits', '/x', 'ok', '2008-04-12T00:00:00', '2008-04-12T00:00:00')")
+    conn.commit()
+    conn.close()
+    db = open_database(path)
+    fresh = sqlite3.connect(":memory:")
+    fresh.executescript(schema_sql())
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == schema_version()
+    assert columns(db.conn) == columns(fresh)
+    assert {n for t, n, _ in shape(db.conn)} == {n for t, n, _ in shape(fresh)}
+    assert db.conn.execute("SELECT name FROM files").fetchall() == [("a.fits",)]
+
+
 def test_migrations_reach_the_schema_version():
     targets = [target for target, _ in MIGRATIONS]
     assert targets == sorted(targets)
