@@ -13,14 +13,14 @@ from nota.archive.fitsheader import read_file_hdus
 
 SCRIPT = """
 import json, resource, sys
-from nota.archive import reduction
-from nota.archive.reduction import RawInput, Task, execute_task
+from nota.archive import steps
+from nota.archive.steps import RawInput, Task, execute_task
 reads = []
-original = reduction._read_raw
+original = steps._read_raw
 def counted(raw):
     reads.append(raw.name)
     return original(raw)
-reduction._read_raw = counted
+steps._read_raw = counted
 spec = json.loads(sys.argv[1])
 inputs = tuple(RawInput(**r) for r in spec["inputs"])
 task = Task("master_bias", "k", spec["output"], "2008-04-12", None,
