@@ -22,7 +22,7 @@ import sqlite_utils
 
 from nota.archive import provenance
 from nota.archive.database import ReadOnlyArchive, transaction
-from nota.archive.selections import selected_file_ids, sync_shipped_selections
+from nota.archive.selections import selected_file_ids, selection_condition, sync_shipped_selections
 from nota.errors import NotaError
 from nota.instruments import Profile, available_profiles, load_profile
 
@@ -138,13 +138,6 @@ def build_groups(db: sqlite_utils.Database) -> GroupReport:
     return report
 
 
-def _selection(conn, name: str) -> str:
-    row = conn.execute("SELECT condition FROM selections WHERE name = ?", (name,)).fetchone()
-    if row is None:
-        raise NotaError(f"the profile's grouping needs a selection named {name!r}")
-    return row[0]
-
-
 def _build(conn, activity_id: int, report: GroupReport) -> set[str]:
     flags, overrides, pins = _member_decisions(conn)
     now = provenance.utc_now()
@@ -157,7 +150,7 @@ def _build(conn, activity_id: int, report: GroupReport) -> set[str]:
         ]
         for purpose, flat_kind, selection in sources:
             frames = [
-                f for f in _frames(conn, selected_file_ids(conn, _selection(conn, selection)))
+                f for f in _frames(conn, selected_file_ids(conn, selection_condition(conn, selection)))
                 if f["instrument"] == profile.name
             ]
             buckets: dict[str, list[dict]] = defaultdict(list)
@@ -284,7 +277,7 @@ def _associate(conn, report: GroupReport) -> None:
     ]
     for profile in map(load_profile, available_profiles()):
         cfg = _settings(profile)
-        targets = _frames(conn, selected_file_ids(conn, _selection(conn, cfg["selections"]["to_calibrate"])))
+        targets = _frames(conn, selected_file_ids(conn, selection_condition(conn, cfg["selections"]["to_calibrate"])))
         for frame in targets:
             if frame["instrument"] != profile.name:
                 continue

@@ -2,25 +2,28 @@
 
 This module owns the plan and is the only place that touches the disk and the database
 for reductions. ``plan_reduction`` reads the calibration groups and associations and
-names every product the night needs (master biases, master flats, reduced frames) with a
+names every product the night needs (master biases, master flats, reduced frames, stacks
+of series) with a
 *recipe key*: a hash of the step, its parameters, its code version and the content of
 every input. A product whose key is already in the archive, with its file intact, is up
 to date; anything else is stale and rebuilt, so an input changed on disk, a changed
 parameter, an exclusion or a new step version rebuilds exactly what depends on it.
 
-``run_plan`` builds the masters, then the frames, in worker processes (or on a Dask
-cluster). Workers (``nota.archive.steps``) read raw files and write products (to a
+``run_plan`` builds the masters, the frames, the night's photometric calibration and
+the stacks of series (``STAGES``), in worker processes (or on a Dask cluster). Workers (``nota.archive.steps``) read raw files and write products (to a
 temporary name, then renamed); only this process writes the database, one transaction
 per product.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import multiprocessing
 import os
+import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +32,14 @@ from typing import Any, Callable, Iterable, Iterator
 import sqlite_utils
 
 from nota.archive import provenance
+from nota.archive.calibration import CALIBRATION_VERSION, calibrate_nights
 from nota.archive.database import transaction
+from nota.archive.selections import selected_file_ids, selection_condition
 from nota.archive.steps import STEP_VERSIONS, TMP_PREFIX, RawInput, Task, execute_task
 from nota.errors import NotaError
 from nota.instruments import Profile, available_profiles, load_profile
+from nota.reduce.airmass import mid_exposure_airmass
+from nota.reduce.cosmics import CosmicsParameters
 from nota.reduce.sections import binned
 
 log = logging.getLogger(__name__)
@@ -58,6 +65,8 @@ class ReduceOptions:
     keep_intermediate: bool = False
     memory_bytes: int = 1024 * 2**20
     index_dir: str | None = None  # astrometry.net index files; None: frames are not solved
+    cosmics: bool = True  # L.A.Cosmic on each reduced frame (the profile may turn it off)
+    stacks: bool = True  # combine each series of exposures (the profile's [reduce.stack])
 
 
 @dataclass
@@ -81,6 +90,7 @@ class RunReport:
     up_to_date: int = 0
     worker_cpu_seconds: float = 0.0  # CPU the workers spent, wherever they ran
     worker_peak_rss_mb: float = 0.0  # the largest worker's peak memory
+    calibrations: list[dict[str, Any]] = field(default_factory=list)  # photometric solutions made
 
 
 def default_products_root(db_path: str | Path) -> str:
@@ -129,7 +139,8 @@ def _raw_input(conn, file_id: int, included: bool = True, reason: str = "good") 
 def _frame_facts(conn, file_id: int) -> dict[str, Any]:
     cursor = conn.execute(
         "SELECT o.file_id, f.name AS filename, o.night, o.instrument, o.filter, o.binning, o.gain,"
-        " o.read_noise FROM observations o JOIN files f USING (file_id)"
+        " o.read_noise, o.kind, o.object, o.exptime, o.date_obs, o.ra, o.dec, o.airmass"
+        " FROM observations o JOIN files f USING (file_id)"
         " WHERE o.file_id = ? AND f.status = 'ok'",
         (file_id,),
     )
@@ -177,10 +188,24 @@ def _params(kind: str, profile: Profile, options: ReduceOptions, sections: dict[
         params["read_noise"] = facts.get("read_noise") or profile.detector["read_noise"]
         params["saturation"] = profile.detector["saturation"]
         params["keep_intermediate"] = options.keep_intermediate
+        cosmics = _cosmics_params(options, profile)
+        if cosmics:
+            params["cosmics"] = cosmics
         astrometry = _astrometry_params(options, profile, facts)
         if astrometry:
             params["astrometry"] = astrometry
     return params
+
+
+def _cosmics_params(options: ReduceOptions, profile: Profile) -> dict | None:
+    """L.A.Cosmic's settings: nota's defaults under the profile's [reduce.cosmics]."""
+    settings = dict(profile.reduce.get("cosmics", {}))
+    if not options.cosmics or not settings.pop("clean", True):
+        return None
+    try:
+        return dataclasses.asdict(CosmicsParameters(**settings))
+    except TypeError as exc:
+        raise NotaError(f"profile {profile.name}: [reduce.cosmics] {exc}") from exc
 
 
 def _astrometry_params(options: ReduceOptions, profile: Profile, facts: dict) -> dict | None:
@@ -240,6 +265,7 @@ def plan_reduction(db: sqlite_utils.Database, options: ReduceOptions) -> Plan:
     by_frame: dict[int, dict[str, tuple]] = {}
     for file_id, purpose, group_id, rule in associations:
         by_frame.setdefault(file_id, {})[purpose] = (group_id, rule)
+    frames = []  # (task fields, facts) of every frame to reduce, keyed when all are known
     for file_id, chosen in sorted(by_frame.items()):
         facts = _frame_facts(conn, file_id)
         if not facts:
@@ -258,10 +284,24 @@ def plan_reduction(db: sqlite_utils.Database, options: ReduceOptions) -> Plan:
                 failure = f"{facts['filename']}: {group_tasks[group_id].failure}"
                 break
             needs[purpose] = group_tasks[group_id].key
+        frames.append((facts, profile, raw, params, needs, failure))
+    standards: dict[tuple, list[str]] = {}  # (night, filter) -> recipe keys of its standards
+    for facts, _, raw, params, needs, failure in frames:
+        if facts["kind"] == "standard" and failure is None:
+            key = _recipe_key("reduced", params, [raw.content_hash], needs)
+            standards.setdefault((facts["night"], facts["filter"]), []).append(key)
+    by_file: dict[int, Task] = {}
+    for facts, profile, raw, params, needs, failure in frames:
+        if facts["kind"] != "standard":
+            params.update(_photometry_params(facts, profile, standards))
         key = _recipe_key("reduced", params, [raw.content_hash], needs)
         output = root / (facts["night"] or "unknown") / "reduced" / f"fzt_{facts['filename'].split('.')[0]}.fits"
-        tasks[key] = Task("reduced", key, str(output), facts["night"], facts["filter"], params,
-                          (raw,), file_id=file_id, needs=needs, failure=failure)
+        task = Task("reduced", key, str(output), facts["night"], facts["filter"], params,
+                    (raw,), file_id=facts["file_id"], needs=needs, failure=failure)
+        tasks[key] = by_file[facts["file_id"]] = task
+    if options.stacks:
+        for task in _stack_tasks(conn, by_file, standards, root):
+            tasks[task.key] = task
     current = {
         row[0]: (row[1], row[2])
         for row in conn.execute("SELECT recipe_key, path, size FROM products WHERE current = 1")
@@ -273,9 +313,70 @@ def plan_reduction(db: sqlite_utils.Database, options: ReduceOptions) -> Plan:
             fresh.append(task)
         else:
             stale.append(task)
-    order = {"master_bias": 0, "master_flat": 1, "reduced": 2}
+    order = {"master_bias": 0, "master_flat": 1, "reduced": 2, "stack": 3}
     stale.sort(key=lambda t: (order[t.kind], t.output))
     return Plan(stale, fresh)
+
+
+def mid_airmass(facts: dict, profile: Profile) -> float | None:
+    """Mid-exposure airmass from the pointing and time; the header's (start) when unknown."""
+    try:
+        return round(mid_exposure_airmass(float(facts["ra"]), float(facts["dec"]), facts["date_obs"],
+                                          float(facts["exptime"] or 0.0), float(profile.site["latitude"]),
+                                          float(profile.site["longitude"])), 5)
+    except (KeyError, TypeError, ValueError):
+        return facts.get("airmass")
+
+
+def _photometry_params(facts: dict, profile: Profile, standards: dict[tuple, list[str]]) -> dict:
+    """A science frame waits for its night's standards: PHOTZP depends on their products."""
+    keys = standards.get((facts["night"], facts["filter"]))
+    if not keys:
+        return {}
+    return {"photometry": {"standards": sorted(keys), "version": CALIBRATION_VERSION,
+                           "airmass": mid_airmass(facts, profile), "exptime": facts["exptime"]}}
+
+
+def _stack_tasks(conn, by_file: dict[int, Task], standards: dict[tuple, list[str]], root: Path) -> list[Task]:
+    """One stack per series: frames of the profile's stack selection sharing its keys."""
+    out = []
+    instruments = [r[0] for r in conn.execute("SELECT DISTINCT instrument FROM observations WHERE instrument IS NOT NULL")]
+    for instrument in instruments:
+        profile = _profile_of(instrument)
+        cfg = dict(profile.reduce.get("stack", {}))
+        if not cfg:
+            continue
+        ids = set(selected_file_ids(conn, selection_condition(conn, cfg.get("selection", "science"))))
+        series: dict[tuple, list[dict]] = {}
+        for file_id in sorted(ids):
+            facts = _frame_facts(conn, file_id)
+            if facts.get("instrument") == instrument and file_id in by_file:
+                series.setdefault(tuple(facts.get(k) for k in cfg.get("by", ("night", "object", "filter"))),
+                                  []).append(facts)
+        for members in series.values():
+            if len(members) < int(cfg.get("min_exposures", 3)):
+                continue
+            members.sort(key=lambda f: f["date_obs"] or "")
+            exposures = [by_file[f["file_id"]] for f in members]
+            first = members[0]
+            params = {field: cfg[field] for field in ("high", "low", "relative", "order", "min_frames") if field in cfg}
+            params.update(exptimes=[float(f["exptime"]) for f in members],
+                          airmasses=[mid_airmass(f, profile) for f in members],
+                          frames=[f["filename"] for f in members])
+            params.update(_photometry_params(first, profile, standards))
+            params.get("photometry", {}).pop("airmass", None)  # the stack's own, from its members
+            params.get("photometry", {}).pop("exptime", None)
+            needs = {f"exposure:{f['filename']}": t.key for f, t in zip(members, exposures)}
+            failure = next((t.failure for t in exposures if t.failure), None)
+            key = _recipe_key("stack", params, [], needs)
+            name = f"stack_{_slug(first['object'] or 'series')}_{first['filter']}.fits"
+            out.append(Task("stack", key, str(root / (first["night"] or "unknown") / "stack" / name),
+                            first["night"], first["filter"], params, (), needs=needs, failure=failure))
+    return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9+.-]+", "_", text).strip("_") or "series"
 
 
 def _intact(path: str, size: int) -> bool:
@@ -322,7 +423,7 @@ class _Local:
             )
             self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
 
-    def map(self, tasks: list[Task], masters: dict[str, str], memory: int, scratch: str) -> Iterator[dict]:
+    def map(self, tasks: list[Task], masters: dict[str, Any], memory: int, scratch: str) -> Iterator[dict]:
         if self.pool is None:
             for task in tasks:
                 yield execute_task(task, masters, memory, scratch)
@@ -352,7 +453,7 @@ class _Dask:
             self.cluster = None
             self.client = Client(scheduler)
 
-    def map(self, tasks: list[Task], masters: dict[str, str], memory: int, scratch: str) -> Iterator[dict]:
+    def map(self, tasks: list[Task], masters: dict[str, Any], memory: int, scratch: str) -> Iterator[dict]:
         from distributed import as_completed
 
         futures = [self.client.submit(execute_task, t, masters, memory, scratch, pure=False) for t in tasks]
@@ -374,7 +475,7 @@ def run_plan(
     scheduler: str | None = None,
     on_task: Callable[[int, int], None] | None = None,
 ) -> RunReport:
-    """Build what the plan says is missing: masters first, then frames."""
+    """Build what the plan says is missing, in the order of ``STAGES``."""
     report = RunReport(up_to_date=len(plan.up_to_date))
     root = Path(options.products_root)
     _clean_temporaries(root)
@@ -387,10 +488,14 @@ def run_plan(
         report.failed.append((task.output, task.failure))
     runner = _Dask(scheduler) if scheduler else _Local(jobs or os.cpu_count() or 1)
     done, total = 0, len(plan.to_build)
+    calibrations: dict[tuple, dict] = {}
     try:
-        for stage in ("master_bias", "master_flat", "reduced"):
+        for stage, selects in STAGES:
+            if stage == "photometric_calibration":
+                calibrations = _calibrate(db, report)
+                continue
             ready = []
-            for task in (t for t in plan.to_build if t.kind == stage):
+            for task in (t for t in plan.to_build if t.kind == stage and selects(t)):
                 missing = [role for role, key in task.needs.items() if key not in known]
                 if missing:
                     message = f"{os.path.basename(task.output)}: its {', '.join(missing)} could not be made"
@@ -400,7 +505,7 @@ def run_plan(
                     continue
                 ready.append(task)
             by_key = {t.key: t for t in ready}
-            masters_for = {t.key: {role: known[key] for role, key in t.needs.items()} for t in ready}
+            masters_for = {t.key: _inputs_of(t, known, calibrations) for t in ready}
             # Masters are few and big: fewer at once keeps memory within the budget.
             memory = options.memory_bytes if stage == "reduced" else options.memory_bytes // max(1, min(len(ready), jobs or 1))
             results = _run_stage(runner, ready, masters_for, memory, str(root / ".scratch"))
@@ -421,6 +526,43 @@ def run_plan(
     finally:
         runner.close()
     return report
+
+
+def _waits_for_standards(task: Task) -> bool:
+    return "photometry" in task.params
+
+
+# The order products are made in: masters, the frames that need no photometric
+# calibration (the standards among them), the night's calibration from those standards,
+# the frames that get PHOTZP from it, then the stacks of series.
+STAGES: tuple[tuple[str, Callable[[Task], bool]], ...] = (
+    ("master_bias", lambda t: True),
+    ("master_flat", lambda t: True),
+    ("reduced", lambda t: not _waits_for_standards(t)),
+    ("photometric_calibration", lambda t: True),
+    ("reduced", _waits_for_standards),
+    ("stack", lambda t: True),
+)
+
+
+def _calibrate(db: sqlite_utils.Database, report: RunReport) -> dict[tuple, dict]:
+    """Fit each night's photometric solution from its standards (only what changed)."""
+    made = calibrate_nights(db)
+    report.calibrations.extend(made.made)
+    report.failed.extend((f"calibration {where}", why) for where, why in made.failed)
+    cursor = db.conn.execute("SELECT calibration_id, night, filter, zp, zp_err, k, k_err, cov_zp_k"
+                             " FROM calibrations WHERE current = 1")
+    columns = [d[0] for d in cursor.description]
+    return {(row[1], row[2]): dict(zip(columns, row)) for row in cursor}
+
+
+def _inputs_of(task: Task, known: dict[str, str], calibrations: dict[tuple, dict]) -> dict[str, Any]:
+    """What a worker is handed besides the task: the paths of the products it needs, and
+    the photometric solution of its night and filter when it waits for one."""
+    inputs: dict[str, Any] = {role: known[key] for role, key in task.needs.items()}
+    if _waits_for_standards(task) and (task.night, task.filter) in calibrations:
+        inputs["calibration"] = calibrations[(task.night, task.filter)]
+    return inputs
 
 
 def _run_stage(runner, tasks: list[Task], masters_for: dict[str, dict], memory: int, scratch: str) -> Iterator[dict]:
@@ -464,7 +606,7 @@ def _record_astrometry(conn, task: Task, astrometry: dict | None, activity_id: i
         )
 
 
-def _record_product(db: sqlite_utils.Database, task: Task, result: dict, masters: dict[str, str]) -> None:
+def _record_product(db: sqlite_utils.Database, task: Task, result: dict, masters: dict[str, Any]) -> None:
     """Register a finished product and its provenance, all in one transaction."""
     with transaction(db) as conn:
         activity_id = _activity(conn, task, "ok", None, result)
@@ -474,10 +616,11 @@ def _record_product(db: sqlite_utils.Database, task: Task, result: dict, masters
         product_id = conn.execute(
             "INSERT INTO products (kind, night, filter, path, content_hash, size, recipe_key, step,"
             " parameters_json, code_version, group_id, file_id, entity_id, activity_id, current,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+            " created_at, exptime, airmass, photzp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
             (task.kind, task.night, task.filter, task.output, result["content_hash"], result["size"],
              task.key, task.kind, json.dumps(task.params, sort_keys=True), STEP_VERSIONS[task.kind],
-             task.group_id, task.file_id, entity_id, activity_id, provenance.utc_now()),
+             task.group_id, task.file_id, entity_id, activity_id, provenance.utc_now(),
+             result.get("exptime"), result.get("airmass"), result.get("photzp")),
         ).lastrowid
         for raw in task.inputs:
             role = "member" if task.kind != "reduced" else "raw"
@@ -502,7 +645,12 @@ def _record_product(db: sqlite_utils.Database, task: Task, result: dict, masters
              for subject, title, png in result.get("plots", [])],
         )
         _record_astrometry(conn, task, result.get("astrometry"), activity_id)
+        if result.get("cosmic_pixels") is not None and task.file_id is not None:
+            conn.execute("UPDATE qc SET cosmic_pixels = ? WHERE file_id = ?", (result["cosmic_pixels"], task.file_id))
         for role, path in masters.items():
+            if role == "calibration":  # a solution, not a product: PHOTCAL in the header names it
+                continue
+            role = role.split(":")[0]  # exposure:NAME -> exposure
             master = conn.execute(
                 "SELECT product_id, entity_id, content_hash FROM products WHERE path = ? AND current = 1", (path,)
             ).fetchone()

@@ -24,7 +24,7 @@ import sqlite_utils
 
 from nota.archive.database import ReadOnlyArchive
 from nota.archive.provenance import utc_now
-from nota.errors import QueryError
+from nota.errors import NotaError, QueryError
 from nota.instruments import available_profiles
 
 __all__ = [
@@ -178,6 +178,14 @@ def select(
     """The frames a condition selects, on a read-only connection."""
     with ReadOnlyArchive(db_path) as archive:
         return archive.run(frames_query(condition, columns), _bind(condition, params or {}))
+
+
+def selection_condition(conn: sqlite3.Connection, name: str) -> str:
+    """The SQL condition of a stored selection, for steps the profile drives by name."""
+    row = conn.execute("SELECT condition FROM selections WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise NotaError(f"the profile needs a selection named {name!r}: see `nota selection list`")
+    return row[0]
 
 
 def selected_file_ids(

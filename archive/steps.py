@@ -9,6 +9,7 @@ records: the product's hash and size, its previews and plots, and per-step figur
 from __future__ import annotations
 
 import functools
+import math
 import os
 import platform
 import resource
@@ -36,6 +37,7 @@ from nota.reduce.calibrate import (
     with_deviation,
 )
 from nota.reduce.combine import FrameStack, median_combine
+from nota.reduce.cosmics import CosmicsParameters, remove_cosmics
 from nota.reduce.plots import bias_histograms_png, image_png
 from nota.reduce.preview import THUMB_SIZE, VIEW_SIZE, cmap_for, preview_png
 from nota.reduce.rawdata import read_pixels
@@ -44,7 +46,7 @@ from nota.reduce.sections import to_slices
 __all__ = ["RawInput", "Task", "STEP_VERSIONS", "TMP_PREFIX", "execute_task", "write_product"]
 
 # Bump a step's version when its algorithm changes: its products become stale.
-STEP_VERSIONS = {"master_bias": 1, "master_flat": 1, "reduced": 1}
+STEP_VERSIONS = {"master_bias": 1, "master_flat": 1, "reduced": 2, "stack": 1}
 TMP_PREFIX = ".nota-tmp-"
 
 
@@ -112,7 +114,7 @@ def _prepare(raw: RawInput, params: dict[str, Any]) -> tuple[CCDData, np.ndarray
     return trim(ccd, params["trimsec"]), pixels[to_slices(params["trimsec"])]
 
 
-def _stamp(header: fits.Header, task: Task, history: list[str], masters: dict[str, str]) -> fits.Header:
+def _stamp(header: fits.Header, task: Task, history: list[str], masters: dict[str, Any]) -> fits.Header:
     header = header.copy()
     header["FILENAME"] = os.path.basename(task.output)
     header["BUNIT"] = "adu"
@@ -128,8 +130,12 @@ def _stamp(header: fits.Header, task: Task, history: list[str], masters: dict[st
     return header
 
 
-def write_product(ccd: CCDData, path: str) -> tuple[str, int]:
-    """Write data (float32), UNCERT and MASK atomically; returns (content hash, size)."""
+def write_product(ccd: CCDData, path: str, planes: dict[str, np.ndarray] | None = None) -> tuple[str, int]:
+    """Write data (float32), UNCERT and MASK atomically; returns (content hash, size).
+
+    ``planes`` are further uint8 image extensions by name (``CRMASK``: the pixels of MASK
+    that are cosmic rays), which ``CCDData.read`` passes over.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     data = np.asarray(ccd.data, dtype=np.float32)
@@ -145,6 +151,8 @@ def write_product(ccd: CCDData, path: str) -> tuple[str, int]:
     for hdu in hdul:
         if hdu.name == "MASK":
             hdu.data = hdu.data.astype(np.uint8)
+    for name, plane in (planes or {}).items():
+        hdul.append(fits.ImageHDU(np.asarray(plane, dtype=np.uint8), name=name))
     temporary = target.with_name(f"{TMP_PREFIX}{os.getpid()}-{target.name}")
     try:
         hdul.writeto(temporary, overwrite=True)
@@ -172,7 +180,7 @@ def _read_master(path: str, _size: int = 0) -> CCDData:
     return read_product(path)
 
 
-def _build_master(task: Task, masters: dict[str, str], memory_bytes: int, scratch: str) -> dict[str, Any]:
+def _build_master(task: Task, masters: dict[str, Any], memory_bytes: int, scratch: str) -> dict[str, Any]:
     used = [i for i in task.inputs if i.included]
     params = task.params
     rows, cols = to_slices(params["trimsec"])
@@ -233,7 +241,7 @@ def _build_master(task: Task, masters: dict[str, str], memory_bytes: int, scratc
             "previews": _pictures(data, task.kind, combined.mask), "plots": plots}
 
 
-def _reduce_frame(task: Task, masters: dict[str, str]) -> dict[str, Any]:
+def _reduce_frame(task: Task, masters: dict[str, Any]) -> dict[str, Any]:
     params = task.params
     (raw,) = task.inputs
     ccd, raw_trimmed = _prepare(raw, params)
@@ -253,6 +261,13 @@ def _reduce_frame(task: Task, masters: dict[str, str]) -> dict[str, Any]:
                       str(Path(task.output).with_name("zt_" + raw.name)))
     ccd = flat_correct(ccd, flat, min_value=float(params["flat_min_value"]))
     history.append(f"nota: flat fielded with {os.path.basename(masters['master_flat'])}")
+    planes, cosmic_pixels = {}, None
+    if params.get("cosmics"):
+        ccd, planes["CRMASK"], cosmic_pixels = _clean_cosmics(ccd, params)
+        header["NCOSMIC"] = (cosmic_pixels, "pixels cleaned of cosmic rays (CRMASK)")
+        c = params["cosmics"]
+        history.append(f"nota: L.A.Cosmic sigclip={c['sigclip']} objlim={c['objlim']} niter={c['niter']},"
+                       f" stars spared: {cosmic_pixels} px cleaned (CRMASK)")
     astrometry = None
     if params.get("astrometry"):
         astrometry = _solve_frame(ccd, header, params["astrometry"])
@@ -263,10 +278,74 @@ def _reduce_frame(task: Task, masters: dict[str, str]) -> dict[str, Any]:
         else:
             astrometry.pop("wcs")
         header["NOTAWCS"] = (astrometry["status"], "nota astrometry")
+    photometry = params.get("photometry") or {}
+    photzp = _stamp_photometry(header, history, masters.get("calibration"), photometry.get("airmass"),
+                               photometry.get("exptime")) if photometry else None
     ccd.meta = _stamp(header, task, history, masters)
-    digest, size = write_product(ccd, task.output)
+    digest, size = write_product(ccd, task.output, planes)
     return {"key": task.key, "path": task.output, "content_hash": digest, "size": size,
-            "previews": _pictures(ccd.data, "reduced", ccd.mask), "astrometry": astrometry}
+            "previews": _pictures(ccd.data, "reduced", ccd.mask), "astrometry": astrometry,
+            "cosmic_pixels": cosmic_pixels, "photzp": photzp, "airmass": photometry.get("airmass"),
+            "exptime": photometry.get("exptime")}
+
+
+def _stamp_photometry(header: fits.Header, history: list[str], calibration: dict | None,
+                      airmass: float | None, exptime: float | None) -> float | None:
+    """PHOTZP for this product's airmass and exposure, from its night's solution in its filter.
+
+    The night's fit is m_AB = -2.5 log10(ADU/s) + ZP - k X; a product holds ADU over
+    EXPTIME, so PHOTZP = ZP - k X + 2.5 log10(EXPTIME) and m_AB = -2.5 log10(ADU) + PHOTZP.
+    """
+    if not calibration or calibration.get("zp") is None or not airmass or not exptime:
+        history.append("nota: no photometric calibration for this night and filter: no PHOTZP")
+        return None
+    zp, k = float(calibration["zp"]), float(calibration["k"])
+    photzp = zp - k * airmass + 2.5 * math.log10(exptime)
+    var = ((calibration.get("zp_err") or 0.0) ** 2 + (airmass * (calibration.get("k_err") or 0.0)) ** 2
+           - 2 * airmass * (calibration.get("cov_zp_k") or 0.0))
+    header["PHOTZP"] = (round(photzp, 4), "AB mag = -2.5 log10(ADU) + PHOTZP")
+    header["PHOTZPER"] = (round(math.sqrt(max(var, 0.0)), 4), "mag, error of PHOTZP")
+    header["PHOTSYS"] = ("AB", "magnitude system of PHOTZP")
+    header["PHOTAIRM"] = (round(airmass, 4), "mid-exposure airmass PHOTZP is for")
+    header["PHOTCAL"] = (calibration.get("calibration_id"), "nota photometric calibration id")
+    history.append(f"nota: PHOTZP {photzp:.4f} (AB) = ZP {zp:.4f} - k {k:.4f} x airmass {airmass:.4f}"
+                   f" + 2.5 log10(EXPTIME {exptime:g})")
+    return photzp
+
+
+def _stack_series(task: Task, masters: dict[str, Any]) -> dict[str, Any]:
+    """Align the series' reduced exposures on the first, clip and average them."""
+    from nota.reduce.stack import StackParameters, align_series, stack_series
+
+    params = task.params
+    names = params["frames"]
+    frames = [read_product(masters[f"exposure:{name}"]) for name in names]
+    settings = StackParameters(**{k: params[k] for k in ("high", "low", "relative", "order", "min_frames")
+                                  if k in params})
+    stack, info = stack_series(align_series(frames, params=settings), params["exptimes"],
+                               params["airmasses"], params=settings, names=names)
+    header = fits.Header(stack.meta)
+    for keyword in ("NCOSMIC", "NOTABIAS", "NOTAFLAT", "PHOTZP", "PHOTZPER", "PHOTSYS", "PHOTAIRM", "PHOTCAL"):
+        header.remove(keyword, ignore_missing=True)
+    history = [f"nota: {len(names)} exposures aligned on {names[0]} (astroalign), {info['rejected_pixels']}"
+               f" values rejected as cosmic rays"]
+    photzp = None
+    if "photometry" in params:
+        photzp = _stamp_photometry(header, history, masters.get("calibration"), info["airmass"], info["exptime"])
+    stack.meta = _stamp(header, task, history, {})
+    digest, size = write_product(stack, task.output)
+    return {"key": task.key, "path": task.output, "content_hash": digest, "size": size,
+            "previews": _pictures(stack.data, "reduced", stack.mask), "photzp": photzp,
+            "airmass": info["airmass"], "exptime": info["exptime"]}
+
+
+def _clean_cosmics(ccd: CCDData, params: dict) -> tuple[CCDData, np.ndarray, int]:
+    """L.A.Cosmic on the flat-fielded frame; also the map of what it cleaned."""
+    before = np.zeros(ccd.shape, bool) if ccd.mask is None else np.asarray(ccd.mask, bool)
+    cleaned, n = remove_cosmics(ccd, gain=float(params["gain"]), read_noise=float(params["read_noise"]),
+                                saturation=float(params["saturation"]),
+                                params=CosmicsParameters(**params["cosmics"]))
+    return cleaned, np.asarray(cleaned.mask, bool) & ~before, n
 
 
 @functools.lru_cache(maxsize=2)
@@ -302,13 +381,15 @@ def _solve_frame(ccd: CCDData, header: fits.Header, params: dict) -> dict:
     return {"wcs": wcs, "status": "solved", "matched": matched, "rms_arcsec": rms}
 
 
-def execute_task(task: Task, masters: dict[str, str], memory_bytes: int, scratch: str) -> dict[str, Any]:
+def execute_task(task: Task, masters: dict[str, Any], memory_bytes: int, scratch: str) -> dict[str, Any]:
     """Make one product (in whatever process or cluster worker runs this); never raises."""
     started = provenance.utc_now()
     cpu = time.process_time()
     try:
         if task.kind == "reduced":
             result = _reduce_frame(task, masters)
+        elif task.kind == "stack":
+            result = _stack_series(task, masters)
         else:
             result = _build_master(task, masters, memory_bytes, scratch)
         result["error"] = None

@@ -514,6 +514,9 @@ def reduce(
         False, "--keep-intermediate", help="Also write the lecture's t_ and zt_ files."
     ),
     memory: str = typer.Option("1G", help="Memory budget for combining masters."),
+    cosmics: bool = typer.Option(
+        True, "--cosmics/--no-cosmics", help="Clean cosmic rays from each reduced frame (L.A.Cosmic)."
+    ),
     products: Optional[Path] = typer.Option(
         None, "--products", envvar="NOTA_PRODUCTS", help="Products root (default: products/ beside the archive)."
     ),
@@ -523,10 +526,13 @@ def reduce(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the plan or the report as JSON."),
 ) -> None:
-    """Make master biases, master flats and flat-fielded frames: only what is missing or stale.
+    """Make master biases, master flats, flat-fielded frames and stacks: only what is missing or stale.
 
-    Run `nota qc` and `nota groups` first. A product is stale when an input's content, a
-    parameter, a group's membership or the step's code changed. Exit status 1 when any
+    Run `nota qc` and `nota groups` first. Each reduced frame is cleaned of cosmic rays
+    (L.A.Cosmic), solved (when astrometry.net index files are at hand) and, after the
+    night's standards have given its photometric calibration, stamped with PHOTZP; series
+    of three or more exposures are aligned and stacked. A product is stale when an input's
+    content, a parameter, a group's membership or the step's code changed. Exit status 1 when any
     product failed (each says why), 0 otherwise.
 
     Example:
@@ -547,6 +553,7 @@ def reduce(
         keep_intermediate=keep_intermediate,
         memory_bytes=_memory(memory),
         index_dir=str(index_dir) if index_dir else default_index_dir(state.db),
+        cosmics=cosmics,
     )
     db = _open_db()
     plan = plan_reduction(db, options)
@@ -576,11 +583,9 @@ def reduce(
         return
     with progress_bar("reducing") as update:
         report = run_plan(db, plan, options, jobs=jobs, scheduler=scheduler, on_task=update)
-    calibrated = calibrate_nights(db)
-    report.failed.extend((f"calibration {where}", why) for where, why in calibrated.failed)
     if as_json:
         print_json({"built": report.built, "failed": [{"output": o, "error": e} for o, e in report.failed],
-                    "up_to_date": report.up_to_date, "calibrations": calibrated.made})
+                    "up_to_date": report.up_to_date, "calibrations": report.calibrations})
     else:
         for output, error in report.failed:
             typer.echo(f"failed {output}: {error}", err=True)
@@ -589,7 +594,7 @@ def reduce(
             kinds[b["kind"]] = kinds.get(b["kind"], 0) + 1
         made = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "nothing"
         typer.echo(f"built {made}; {report.up_to_date} up to date; {len(report.failed)} failed;"
-                   f" {len(calibrated.made)} night/filter photometric calibration(s) made")
+                   f" {len(report.calibrations)} night/filter photometric calibration(s) made")
         typer.echo(f"products in {options.products_root}")
     if report.failed:
         raise typer.Exit(EXIT_ERROR)

@@ -58,7 +58,7 @@ class CosmicsParameters:
     sigclip: float = 4.0
     sigfrac: float = 0.3
     objlim: float = 5.0
-    niter: int = 4
+    niter: int = 2  # a full-size frame: 99 % of the 4 iterations' hits in 40 % of the time
     cleantype: str = "meanmask"
     fwhm: float | None = None
     fwhm_tolerance: float = 0.2

@@ -137,7 +137,23 @@ def _reduced(_night_db, tmp_path_factory):
     path = copy_database(_night_db, base / "reduced.db")
     db = open_database(path)
     options = ReduceOptions(products_root=str(base / "products"))
-    report = run_plan(db, plan_reduction(db, options), options, jobs=1)
+    report = run_plan(db, plan_reduction(db, options), options, jobs=2)
+    assert not report.failed, report.failed
+    db.conn.close()
+    return path, options
+
+
+@pytest.fixture(scope="session")
+def _reduced_unclean(_night_db, tmp_path_factory):
+    """The small night reduced without cleaning cosmic rays (for the cleaning and stacking
+    functions themselves): (archive path, products root)."""
+    from nota.archive.reduction import ReduceOptions, plan_reduction, run_plan
+
+    base = tmp_path_factory.mktemp("unclean")
+    path = copy_database(_night_db, base / "unclean.db")
+    db = open_database(path)
+    options = ReduceOptions(products_root=str(base / "products"), cosmics=False, stacks=False)
+    report = run_plan(db, plan_reduction(db, options), options, jobs=2)
     assert not report.failed, report.failed
     db.conn.close()
     return path, options

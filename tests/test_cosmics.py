@@ -1,5 +1,9 @@
 """Single-frame cosmic-ray cleaning, held to the simulator's truth on the reduced small night.
 
+The library (``remove_cosmics``) is tested on frames reduced without it; the pipeline
+(``nota reduce``, which cleans every reduced frame and keeps what it cleaned in CRMASK) on
+the night reduced with its defaults.
+
 Truth pixels are raw 0-based (row, col); the small frames are trimmed to FITS [16:525,6:508],
 so a raw pixel lands at (row - 5, col - 15) of a reduced frame, and a truth star at
 1-based (x, y) at 0-based (x - 16, y - 6).
@@ -12,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy.io import fits
 from astropy.nddata import CCDData
 from nota.reduce.cosmics import CosmicsParameters, estimate_fwhm, remove_cosmics
 
@@ -24,11 +29,14 @@ FRAMES = ["ALrd120103.fits", "ALrd120088.fits", "ALrd120106.fits", "ALrd120113.f
           "ALrd120081.fits", "ALrd120102.fits", "ALrd120085.fits", "ALrd120124.fits"]
 
 
+def reduced_path(options, name: str) -> Path:
+    return Path(options.products_root) / "2008-04-12" / "reduced" / f"fzt_{name}"
+
+
 def read_reduced(options, name: str) -> CCDData:
-    path = Path(options.products_root) / "2008-04-12" / "reduced" / f"fzt_{name}"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return CCDData.read(path, hdu_uncertainty="UNCERT", hdu_mask="MASK")
+        return CCDData.read(reduced_path(options, name), hdu_uncertainty="UNCERT", hdu_mask="MASK")
 
 
 def truth_hits(truth_dir: Path, name: str, shape) -> tuple[np.ndarray, np.ndarray]:
@@ -67,9 +75,9 @@ def star_pixels(frame: dict, ccd: CCDData, hit: np.ndarray, min_snr: float = 50.
 
 
 @pytest.fixture(scope="module")
-def cleaned(_reduced, small_night):
+def cleaned(_reduced_unclean, small_night):
     """Each test frame reduced, cleaned once, with its truth."""
-    _, options = _reduced
+    _, options = _reduced_unclean
     truth = {f["filename"]: f for f in load_truth(small_night.directory)["frames"]}
     out = {}
     for name in FRAMES:
@@ -165,3 +173,64 @@ def test_unknown_parameter_is_refused(cleaned):
     ccd = cleaned["ALrd120081.fits"][0]
     with pytest.raises(TypeError):
         remove_cosmics(ccd, gain=GAIN, read_noise=READ_NOISE, saturation=SATURATION, sigclp=3)
+
+
+# The pipeline: `nota reduce` cleans every reduced frame ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pipeline(_reduced, _reduced_unclean, small_night):
+    """Every science and standard frame as nota reduce made it: product, CRMASK, the same
+    frame reduced without cleaning, its truth, and the cleaned count the archive holds."""
+    import sqlite3
+
+    path, options = _reduced
+    truth = {f["filename"]: f for f in load_truth(small_night.directory)["frames"]}
+    conn = sqlite3.connect(path)
+    rows = conn.execute("SELECT f.filename, q.cosmic_pixels FROM frames f JOIN qc q USING (file_id)"
+                        " WHERE f.kind IN ('science', 'standard')").fetchall()
+    conn.close()
+    out = {}
+    for name, counted in rows:
+        with fits.open(reduced_path(options, name)) as hdul:
+            crmask = hdul["CRMASK"].data.astype(bool)
+            ncosmic = hdul[0].header["NCOSMIC"]
+        out[name] = (read_reduced(options, name), crmask, ncosmic, counted,
+                     read_reduced(_reduced_unclean[1], name), truth[name])
+    assert len(out) > 40
+    return out
+
+
+def test_pipeline_masks_over_95_percent_of_the_hits(pipeline, small_night):
+    """> 95 % of the injected hit pixels 5 sigma above their noise, on every science and
+    standard frame of the night, are in the product's mask and its CRMASK."""
+    found = total = 0
+    for name, (ccd, crmask, _, _, before, _) in pipeline.items():
+        hit, adu = truth_hits(small_night.truth_dir, name, ccd.shape)
+        detectable = hit & ~before.mask & (adu >= 5 * before.uncertainty.array)
+        assert not (crmask & ~ccd.mask).any()
+        found += int((crmask & detectable).sum())
+        total += int(detectable.sum())
+    assert total > 5000
+    assert found / total > 0.95, f"{found}/{total}"
+
+
+def test_pipeline_leaves_stars_alone(pipeline, small_night):
+    """< 0.1 % of the pixels of bright stars taken for cosmic rays."""
+    flagged = total = 0
+    for name, (ccd, crmask, _, _, before, frame) in pipeline.items():
+        hit, _ = truth_hits(small_night.truth_dir, name, ccd.shape)
+        stars = star_pixels(frame, before, hit) & ~before.mask & ~hit
+        flagged += int((crmask & stars).sum())
+        total += int(stars.sum())
+    assert total > 5000
+    assert flagged / total < 0.001, f"{flagged}/{total}"
+
+
+def test_pipeline_changes_only_what_it_counts(pipeline):
+    """Outside CRMASK the product is the uncleaned reduction; NCOSMIC and qc hold the count."""
+    for ccd, crmask, ncosmic, counted, before, _ in pipeline.values():
+        assert ncosmic == counted == int(crmask.sum())
+        assert np.array_equal(ccd.data[~crmask], before.data[~crmask])
+        assert np.array_equal(ccd.mask, before.mask | crmask)
+        assert "L.A.Cosmic" in str(ccd.header["HISTORY"])

@@ -73,3 +73,57 @@ def test_line_flux_per_count_is_the_ab_definition():
     # 1 ADU/s at AB magnitude 0 through a 1 Angstrom band at 5000 Angstrom, no extinction.
     expected = 3631e-23 * 2.99792458e18 / 5000**2
     assert line_flux_per_count(0.0, 0.0, 1.0, 5000.0, 1.0) == pytest.approx(expected, rel=1e-4)
+
+
+def _measured_with_photzp(product_path, frame):
+    """(-2.5 log10(ADU) + PHOTZP, true mag, error) of the frame's isolated bright stars."""
+    from nota.archive.products import read_product
+    from nota.reduce.photometry import measure_stars
+
+    ccd = read_product(product_path)
+    ny, nx = ccd.shape
+    stars = [s for s in frame["stars"] if 15.0 < s["mag"] < 18.5 and 12 < s["x"] - 16 < nx - 12
+             and 12 < s["y"] - 6 < ny - 12 and not any(
+        o is not s and np.hypot(o["x"] - s["x"], o["y"] - s["y"]) < 8 for o in frame["stars"])]
+    measured = measure_stars(ccd, [(s["x"] - 16, s["y"] - 6) for s in stars])
+    out = [(-2.5 * np.log10(m.flux) + ccd.header["PHOTZP"], s["mag"], m.mag_err)
+           for m, s in zip(measured, stars) if m.flux > 0 and not m.flags]
+    return np.array(out), ccd.header
+
+
+@pytest.mark.parametrize("name", ["fzt_ALrd120104.fits", "stack_GC4496A_R_3x300s_R.fits"])
+def test_photzp_in_the_header_gives_true_magnitudes(_reduced, small_night, name):
+    """A science frame (and a stack) carries PHOTZP for its airmass and exposure: with it
+    alone, aperture fluxes become AB magnitudes within 0.03 mag rms of the truth."""
+    from pathlib import Path
+
+    _, options = _reduced
+    truth = load_truth(small_night.directory)
+    # A stack is on the pixels of its first exposure.
+    first = "ALrd120103.fits" if name.startswith("stack") else "ALrd120104.fits"
+    frame = next(f for f in truth["frames"] if f["filename"] == first)
+    step = "stack" if name.startswith("stack") else "reduced"
+    pairs, header = _measured_with_photzp(Path(options.products_root) / "2008-04-12" / step / name, frame)
+    assert header["PHOTSYS"] == "AB" and 0 < header["PHOTZPER"] < 0.05
+    good = pairs[:, 2] < 0.03
+    assert good.sum() >= 6
+    residual = pairs[good, 0] - pairs[good, 1]
+    assert np.sqrt(np.mean(residual**2)) < 0.03, residual
+
+
+def test_standards_get_no_photzp_and_science_waits_for_them(_reduced):
+    """Standards make the calibration, so they carry none; the science frames' PHOTZP names
+    the night's solution it came from."""
+    import sqlite3
+
+    path, _ = _reduced
+    conn = sqlite3.connect(path)
+    kinds = dict(conn.execute(
+        "SELECT o.kind, count(p.photzp) FROM products p JOIN observations o USING (file_id)"
+        " WHERE p.kind = 'reduced' AND p.current = 1 GROUP BY o.kind").fetchall())
+    assert kinds["standard"] == 0 and kinds["science"] >= 30
+    first_science = conn.execute(
+        "SELECT min(p.created_at) FROM products p JOIN observations o USING (file_id) WHERE o.kind = 'science'").fetchone()[0]
+    calibrated = conn.execute("SELECT max(created_at) FROM calibrations").fetchone()[0]
+    assert calibrated <= first_science
+    conn.close()
