@@ -28,7 +28,7 @@ def test_each_filter_is_calibrated_against_the_truth(calibrated, night):  # noqa
     _, expected = night
     for c in list_calibrations(path):
         zp, k = expected[c["filter"]]
-        assert c["magnitude_system"] == "AB" and c["method"] == "zero point and extinction fitted"
+        assert c["magnitude_system"] == "AB" and c["method"].startswith("zero point and extinction fitted; ")
         assert abs(c["k"] - k) < 0.02, c
         assert abs(c["zp"] - zp) < 0.02, c
         assert c["n_used"] >= 8 and len(c["stars_used"]) == c["n_used"]
