@@ -1,11 +1,12 @@
-"""The photometric calibration of each night: zero point and extinction per filter.
+"""The photometric calibration of each night: zero point, extinction and colour term per filter.
 
 The lecture's last step ("constantes instrumentales y coeficientes de extinción para cada
-noche"): the standard stars' reduced frames are measured, their catalogue magnitudes come
-from synthetic photometry of their CALSPEC spectra through each filter (AB), and
-``m_catalogue - m_instrumental = ZP - k X`` is fitted per night and filter. Like every
-reduction step it is recorded as an activity that used the standards' products, and it
-reruns only when those products (or this code) change.
+noche"): the standard stars' reduced frames are measured, their catalogue magnitudes and
+colours come from synthetic photometry of their CALSPEC spectra (AB), and
+``m_catalogue - m_instrumental = ZP - k X + c C`` is fitted per night and filter, C in the
+colour index the instrument profile names for the filter. Like every reduction step it is
+recorded as an activity that used the standards' products, and it reruns only when those
+products, the profile's photometry settings or this code change.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +23,25 @@ import sqlite_utils
 from nota.archive import provenance
 from nota.archive.database import ReadOnlyArchive, transaction
 from nota.archive.products import read_product
-from nota.errors import CalibrationError, NotaError, PhotometryError
+from nota.errors import CalibrationError, NotaError, PhotometryError, ProfileError
+from nota.instruments import load_profile
 from nota.passbands import passband_for_filter
 from nota.reduce.photometry import find_standard, measure_star
 from nota.reduce.zeropoint import (
+    FitOptions,
     StandardObservation,
     extinction_from_curve,
     fit_zero_point,
     plot_fit_png,
 )
-from nota.standards import catalogue_magnitudes, resolve_filter, standard_for_object
+from nota.standards import catalogue_colour, catalogue_magnitudes, resolve_filter, standard_for_object
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_VERSION = 1  # bump when measuring or fitting changes: calibrations are redone
+CALIBRATION_VERSION = 2  # bump when measuring or fitting changes: calibrations are redone
 
-__all__ = ["CalibrationReport", "calibrate_nights", "list_calibrations", "CALIBRATION_VERSION"]
+__all__ = ["CalibrationReport", "ColourSettings", "calibrate_nights", "colour_settings", "list_calibrations",
+           "CALIBRATION_VERSION"]
 
 
 @dataclass
@@ -56,13 +60,37 @@ ORDER BY p.night, p.filter, f.name
 """
 
 
-def _key(rows: list[tuple]) -> str:
-    text = json.dumps({"version": CALIBRATION_VERSION, "inputs": sorted(r[2] for r in rows)})
+@dataclass(frozen=True)
+class ColourSettings:
+    """The profile's ``[photometry]`` for one filter: which colour, and when c is fitted."""
+
+    colour_index: str | None                     # e.g. 'B-V'; None: no colour term
+    colour_term: tuple[float, float] | None      # (c, error) given by the user: not fitted
+    options: FitOptions
+
+
+def colour_settings(filt: str, profile_key: str = "alfosc") -> ColourSettings:
+    """What the instrument profile says about a filter's colour term (by short name)."""
+    photometry = load_profile(profile_key).photometry
+    given = photometry.get("fixed_colour_term", {}).get(filt)
+    minimums = {k: photometry[k] for k in ("min_colour_stars", "min_colour_range") if k in photometry}
+    try:
+        colour_term = None if given is None else (float(given[0]), float(given[1]))
+    except (TypeError, ValueError, IndexError):
+        raise ProfileError(f"instrument profile {profile_key}.toml: [photometry] fixed_colour_term"
+                           f" for {filt} is {given!r}, not [c, its error]") from None
+    return ColourSettings(colour_index=photometry.get("colour_index", {}).get(filt),
+                          colour_term=colour_term, options=FitOptions(**minimums))
+
+
+def _key(rows: list[tuple], settings: ColourSettings) -> str:
+    text = json.dumps({"version": CALIBRATION_VERSION, "inputs": sorted(r[2] for r in rows),
+                       "settings": asdict(settings)})
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def _observe(row: tuple) -> tuple[StandardObservation | None, str | None]:
-    """One standard frame measured and looked up, or why it could not be."""
+def _observe(row: tuple, colour_index: str | None) -> tuple[StandardObservation | None, str | None]:
+    """One standard frame measured and looked up (magnitude and colour), or why it could not be."""
     product_id, path, _, night, filt, _, obj, airmass, name = row
     star = standard_for_object(obj)
     if star is None:
@@ -71,11 +99,13 @@ def _observe(row: tuple) -> tuple[StandardObservation | None, str | None]:
         ccd = read_product(path)
         measured = measure_star(ccd, *find_standard(ccd))
         magnitude, _system = catalogue_magnitudes(star, filt)
-    except (PhotometryError, NotaError, OSError, ValueError) as exc:
+        colour = catalogue_colour(star, colour_index) if colour_index else None
+    except (PhotometryError, NotaError, OSError, ValueError, KeyError) as exc:
         return None, f"{name}: {exc}"
     if not measured.usable:
         return None, f"{name}: {star} not measurable ({', '.join(measured.flags) or 'unusable'})"
-    return StandardObservation(name, star, float(airmass), measured.mag, measured.mag_err, magnitude), None
+    return StandardObservation(name, star, float(airmass), measured.mag, measured.mag_err, magnitude,
+                               colour=colour), None
 
 
 def calibrate_nights(db: sqlite_utils.Database) -> CalibrationReport:
@@ -91,23 +121,27 @@ def calibrate_nights(db: sqlite_utils.Database) -> CalibrationReport:
         for r in conn.execute("SELECT night, filter, recipe_key FROM calibrations WHERE current = 1")
     }
     for (night, filt), rows in sorted(groups.items()):
-        key = _key(rows)
+        settings = colour_settings(filt)
+        key = _key(rows, settings)
         if current.get((night, filt)) == key:
             report.up_to_date += 1
             continue
         observations, notes = [], {}
         for row in rows:
-            observation, why = _observe(row)
+            observation, why = _observe(row, settings.colour_index)
             if observation is None:
                 notes[row[8]] = why
                 log.warning("%s", why)
             else:
                 observations.append((row, observation))
-        params = {"night": night, "filter": filt, "version": CALIBRATION_VERSION, "standards": len(rows)}
+        params = {"night": night, "filter": filt, "version": CALIBRATION_VERSION, "standards": len(rows),
+                  "colour_index": settings.colour_index, "colour_term_given": settings.colour_term}
         activity_id = provenance.start_activity(conn, "photometric_calibration", params)
         try:
             fallback_k = extinction_from_curve(passband_for_filter(resolve_filter(filt)))
-            fit = fit_zero_point([o for _, o in observations], filter_name=filt, fallback_k=fallback_k)
+            fit = fit_zero_point([o for _, o in observations], filter_name=filt, fallback_k=fallback_k,
+                                 colour_index=settings.colour_index, colour_term=settings.colour_term,
+                                 options=settings.options)
             plot = plot_fit_png(fit, [o for _, o in observations])
         except (CalibrationError, NotaError, ValueError) as exc:
             with conn:
@@ -115,21 +149,24 @@ def calibrate_nights(db: sqlite_utils.Database) -> CalibrationReport:
             report.failed.append((f"{night}/{filt}", str(exc)))
             continue
         _record(db, night, filt, key, fit, observations, notes, rows, plot, activity_id)
-        report.made.append({"night": night, "filter": filt, "zp": fit.zp, "k": fit.k, "method": fit.method})
+        report.made.append({"night": night, "filter": filt, "zp": fit.zp, "k": fit.k,
+                            "colour_term": fit.colour_term, "method": fit.method})
     return report
 
 
 def _record(db, night, filt, key, fit, observations, notes, rows, plot, activity_id) -> None:
     now = provenance.utc_now()
+    subject = "Zero point, extinction and colour term" if fit.colour_fitted else "Zero point and extinction"
     with transaction(db) as conn:
         conn.execute("UPDATE calibrations SET current = 0 WHERE night = ? AND filter = ?", (night, filt))
         calibration_id = conn.execute(
             "INSERT INTO calibrations (night, filter, magnitude_system, zp, zp_err, k, k_err, cov_zp_k,"
-            " colour_term, rms, n_used, n_rejected, airmass_min, airmass_max, method, recipe_key,"
-            " activity_id, current, created_at) VALUES (?, ?, 'AB', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
-            (night, filt, fit.zp, fit.zp_err, fit.k, fit.k_err, fit.cov_zp_k, fit.colour_term, fit.rms,
-             fit.n_used, fit.n_rejected, fit.airmass_range[0], fit.airmass_range[1], fit.method, key,
-             activity_id, now),
+            " colour_term, colour_term_err, colour_index, rms, n_used, n_rejected, airmass_min, airmass_max,"
+            " method, recipe_key, activity_id, current, created_at)"
+            " VALUES (?, ?, 'AB', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+            (night, filt, fit.zp, fit.zp_err, fit.k, fit.k_err, fit.cov_zp_k, fit.colour_term,
+             fit.colour_term_err, fit.colour_index, fit.rms, fit.n_used, fit.n_rejected,
+             fit.airmass_range[0], fit.airmass_range[1], fit.method, key, activity_id, now),
         ).lastrowid
         used = set(fit.used)
         for row, o in observations:
@@ -149,18 +186,20 @@ def _record(db, night, filt, key, fit, observations, notes, rows, plot, activity
                 provenance.record_used(conn, activity_id, row[5], "standard")
         conn.execute(
             "INSERT INTO plots (subject, title, night, calibration_id, png, made_at) VALUES (?, ?, ?, ?, ?, ?)",
-            ("photometric_calibration", f"Zero point and extinction, {filt}, night of {night} (AB)",
+            ("photometric_calibration", f"{subject}, {filt}, night of {night} (AB)",
              night, calibration_id, plot, now),
         )
         provenance.finish_activity(conn, activity_id, "ok", fit.method)
 
 
 def list_calibrations(db_path: str | Path, night: str | None = None) -> list[dict[str, Any]]:
-    """Each night's current solution per filter, with the standards used, for scripts."""
+    """Each night's current solution per filter (colour term null when not fitted, the method
+    says why), with the standards used, for scripts."""
     with ReadOnlyArchive(db_path) as archive:
         found = archive.dicts(
             "SELECT calibration_id AS id, night, filter, magnitude_system, zp, zp_err, k, k_err, colour_term,"
-            " rms, n_used, n_rejected, airmass_min, airmass_max, method FROM calibrations"
+            " colour_term_err, colour_index, rms, n_used, n_rejected, airmass_min, airmass_max, method"
+            " FROM calibrations"
             " WHERE current = 1 AND (:night IS NULL OR night = :night) ORDER BY night, filter",
             {"night": night},
         )

@@ -23,6 +23,7 @@ __all__ = [
     "CALSPEC_FILES",
     "StandardStar",
     "canonical_name",
+    "catalogue_colour",
     "catalogue_magnitudes",
     "load_calspec",
     "read_oke_table",
@@ -168,6 +169,28 @@ def catalogue_magnitudes(name: str, filter_id_or_name: int | str) -> tuple[float
     """
     filt = resolve_filter(filter_id_or_name)
     return round(_catalogue_magnitude(canonical_name(name), filt), 4), MAGNITUDE_SYSTEM
+
+
+def catalogue_colour(name: str, colour_index: str) -> float:
+    """A CALSPEC standard's colour ('B-V': B minus V) from its synthetic AB magnitudes.
+
+    Known in every filter of the table whichever filters a night observed, which is what
+    lets a colour term be fitted from the standards alone. The index names two filters
+    of the table joined by '-' (short names, ids or '#78').
+
+    Examples
+    --------
+    >>> round(catalogue_colour("HZ 44", "B-V"), 2)
+    -0.39
+    """
+    for at in [i for i, ch in enumerate(colour_index) if ch == "-"]:
+        try:
+            first, second = resolve_filter(colour_index[:at]), resolve_filter(colour_index[at + 1:])
+        except KeyError:
+            continue
+        key = canonical_name(name)
+        return round(_catalogue_magnitude(key, first) - _catalogue_magnitude(key, second), 4)
+    raise KeyError(f"colour index {colour_index!r} does not name two filters of the table")
 
 
 def standard_for_object(obj: str | None, profile: Profile | None = None) -> str | None:

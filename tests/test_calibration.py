@@ -28,7 +28,7 @@ def test_each_filter_is_calibrated_against_the_truth(calibrated, night):  # noqa
     _, expected = night
     for c in list_calibrations(path):
         zp, k = expected[c["filter"]]
-        assert c["magnitude_system"] == "AB" and c["method"] == "zero point and extinction fitted"
+        assert c["magnitude_system"] == "AB" and c["method"].startswith("zero point and extinction fitted; ")
         assert abs(c["k"] - k) < 0.02, c
         assert abs(c["zp"] - zp) < 0.02, c
         assert c["n_used"] >= 8 and len(c["stars_used"]) == c["n_used"]
@@ -54,3 +54,43 @@ def test_calibration_is_recorded_and_not_redone(calibrated):
     assert out.exit_code == 0
     solution = json.loads(out.stdout)
     assert {"night", "filter", "zp", "zp_err", "k", "k_err", "colour_term", "rms", "stars_used", "magnitude_system"} <= set(solution[0])
+
+
+def test_colour_term_is_null_and_the_method_says_why(calibrated):
+    """HZ 44, BD+75 325 and Feige 34 are all hot: 0.01 mag apart in V-R, too close for c."""
+    path, _ = calibrated
+    out = CliRunner().invoke(app, ["--db", str(path), "calibration", "--json"])
+    assert out.exit_code == 0
+    solutions = {c["filter"]: c for c in json.loads(out.stdout)}
+    r = solutions["R"]
+    assert r["colour_term"] is None and r["colour_term_err"] is None and r["colour_index"] == "V-R"
+    assert r["method"] == ("zero point and extinction fitted; "
+                           "colour term not fitted: standards span 0.01 mag in V-R (< 0.3)")
+    for band in ("NII_658", "661_5"):
+        assert solutions[band]["colour_term"] is None and solutions[band]["colour_index"] is None
+        assert solutions[band]["method"].endswith(f"colour term not fitted: no colour index for {band}")
+    db = open_database(path)
+    assert db.conn.execute(
+        "SELECT count(*) FROM calibrations WHERE current = 1 AND colour_term IS NULL").fetchone()[0] == 3
+
+
+def test_a_colour_term_given_in_the_profile_is_used(calibrated, night, tmp_path, monkeypatch):  # noqa: F811
+    """A user's colour term for R changes the recipe: R is redone with it, the others are not."""
+    from dataclasses import replace
+
+    import nota.archive.calibration as calibration
+
+    alfosc = calibration.load_profile("alfosc")
+    given = replace(alfosc, photometry={**alfosc.photometry, "fixed_colour_term": {"R": [0.03, 0.01]}})
+    monkeypatch.setattr(calibration, "load_profile", lambda key="alfosc": given)
+    path = copy_database(calibrated[0], tmp_path / "given.db")
+    report = calibrate_nights(open_database(path))
+    assert [m["filter"] for m in report.made] == ["R"] and report.up_to_date == 2
+    r = {c["filter"]: c for c in list_calibrations(path)}["R"]
+    assert r["colour_term"] == 0.03 and r["colour_term_err"] == pytest.approx(0.01)
+    assert r["method"] == "zero point and extinction fitted; colour term fixed at 0.030 in V-R, as given"
+    # ZP is now for V-R = 0: the one without a colour term minus c times the standards'
+    # mean colour (-0.334); k stays the truth's.
+    before = {c["filter"]: c for c in list_calibrations(calibrated[0])}["R"]
+    assert r["zp"] == pytest.approx(before["zp"] + 0.03 * 0.334, abs=0.002)
+    assert r["k"] == pytest.approx(night[1]["R"][1], abs=0.02)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from astropy.nddata import CCDData
 
+from nota.archive.calibration import colour_settings
 from nota.instruments import load_profile
 from nota.passbands import ab_magnitude, passband_for_filter, top_hat
 from nota.reduce.photometry import find_standard, measure_star
@@ -24,6 +25,7 @@ from nota.reduce.zeropoint import (
 from nota.simulate.truth import load_truth
 from nota.standards import (
     CALSPEC_FILES,
+    catalogue_colour,
     catalogue_magnitudes,
     load_calspec,
     read_oke_table,
@@ -37,7 +39,8 @@ FILTERS = ("R", "NII_658", "661_5")
 
 @pytest.fixture(scope="module")
 def night(_reduced, small_night):
-    """Per filter: the standards' observations and the truth's ZP (in reduced ADU) and k."""
+    """Per filter: the standards' observations (colour in the filter's profile index, if
+    any) and the truth's ZP (in reduced ADU) and k."""
     db_path, options = _reduced
     truth = load_truth(small_night.directory)
     observations: dict[str, list[StandardObservation]] = {}
@@ -47,8 +50,10 @@ def night(_reduced, small_night):
         star = standard_for_object(row["object"])
         mag, system = catalogue_magnitudes(star, row["filter"])
         assert system == "AB"
+        index = colour_settings(row["filter"]).colour_index
         observations.setdefault(row["filter"], []).append(StandardObservation(
-            row["filename"], star, row["airmass"], m.mag, m.mag_err, mag))
+            row["filename"], star, row["airmass"], m.mag, m.mag_err, mag,
+            colour=catalogue_colour(star, index) if index else None))
         flats[row["filter"]] = str(Path(options.products_root) / row["night"] / "master_flat"
                                    / ccd.header["NOTAFLAT"])
     expected = {}
@@ -75,8 +80,14 @@ def curve_k(band: str) -> float:
 def test_zero_point_and_extinction_match_the_truth(night, band):
     observations, expected = night
     zp, k = expected[band]
-    fit = fit_zero_point(observations[band], filter_name=band, fallback_k=curve_k(band))
-    assert fit.k_fitted and fit.method == "zero point and extinction fitted"
+    index = colour_settings(band).colour_index
+    fit = fit_zero_point(observations[band], filter_name=band, fallback_k=curve_k(band),
+                         colour_index=index)
+    # Three hot standards: the colour term cannot be measured and is left out.
+    why = ("standards span 0.01 mag in V-R (< 0.3)" if band == "R"
+           else f"no colour index for {band}")
+    assert fit.k_fitted and fit.method == f"zero point and extinction fitted; colour term not fitted: {why}"
+    assert fit.colour_term is None
     assert fit.n_used >= 8 and fit.n_rejected == 0
     assert fit.k == pytest.approx(k, abs=0.02)
     assert fit.zp == pytest.approx(zp, abs=0.02)
@@ -85,6 +96,17 @@ def test_zero_point_and_extinction_match_the_truth(night, band):
     # The calibrated magnitude of each standard comes back within a few hundredths.
     for o in observations[band]:
         assert fit.magnitude(o.m_instrumental, o.airmass) == pytest.approx(o.m_catalogue, abs=0.03)
+
+
+def test_the_nights_standards_cannot_measure_a_colour_term(night):
+    """Forced to fit c, the night's three hot standards (0.01 mag apart in V-R) find the
+    simulator's c = 0 (it gives each star its synthetic magnitude) with a useless error."""
+    observations, expected = night
+    forced = FitOptions(min_colour_range=0.0)
+    fit = fit_zero_point(observations["R"], filter_name="R", colour_index="V-R", options=forced)
+    assert fit.colour_fitted and abs(fit.colour_term) < 3 * fit.colour_term_err
+    assert fit.colour_term_err > 0.3
+    assert fit.k == pytest.approx(expected["R"][1], abs=0.02)
 
 
 def test_an_outlier_is_rejected(night):
@@ -162,6 +184,24 @@ def test_catalogue_magnitudes_agree_with_oke():
         # Ids, '#78' and names reach the same filter.
         assert catalogue_magnitudes(name, 78) == catalogue_magnitudes(name, "#78") == \
             catalogue_magnitudes(name, profile.filters[78].short_name)
+
+
+def test_catalogue_colours_of_the_hot_standards():
+    """B-V and V-R from each CALSPEC spectrum: all three blue, as Oke (1990) types them
+    (sdO, O5p, DO), and within 0.05 mag of each other: too close to measure a colour term."""
+    oke = read_oke_table()
+    for index in ("B-V", "V-R"):
+        first, second = index.split("-")
+        colours = {name: catalogue_colour(name, index) for name in CALSPEC_FILES}
+        for name, colour in colours.items():
+            assert colour == pytest.approx(catalogue_magnitudes(name, first)[0]
+                                           - catalogue_magnitudes(name, second)[0], abs=2e-4)
+            assert oke[name].sptype[0] in "OD" or oke[name].sptype.startswith("sdO"), oke[name]
+            assert -0.5 < colour < -0.3, (name, index, colour)
+        assert max(colours.values()) - min(colours.values()) < 0.05
+    assert catalogue_colour("HZ 44", "#74-#75") == catalogue_colour("HZ 44", "B-V")
+    with pytest.raises(KeyError, match="two filters"):
+        catalogue_colour("HZ 44", "B-Q")
 
 
 def test_catalogue_magnitudes_are_the_simulators(small_night):

@@ -75,6 +75,7 @@ class Profile:
     qc: Mapping[str, float] = field(default_factory=dict)
     groups: Mapping[str, Any] = field(default_factory=dict)
     reduce: Mapping[str, Any] = field(default_factory=dict)
+    photometry: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -150,6 +151,7 @@ def _profile_from_dict(key: str, raw: dict[str, Any]) -> Profile:
             qc=dict(raw.get("qc", {})),
             groups=dict(raw.get("groups", {})),
             reduce=dict(raw.get("reduce", {})),
+            photometry=dict(raw.get("photometry", {})),
         )
     except (KeyError, TypeError) as exc:
         raise ProfileError(f"instrument profile {key}.toml: missing or malformed {exc}") from exc
