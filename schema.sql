@@ -285,8 +285,8 @@ CREATE TABLE products (
     current         INTEGER NOT NULL,     -- 0 once a rebuild superseded it
     created_at      TEXT NOT NULL,
     exptime         REAL,                 -- s; a stack's: the sum of its exposures
-    airmass         REAL,                 -- a stack's: effective (exposure-weighted mean)
-    photzp          REAL                  -- AB mag for 1 ADU/s at this airmass (PHOTZP), when calibrated
+    airmass         REAL,                 -- mid-exposure, from pointing and time; a stack's: exposure-weighted mean
+    photzp          REAL                  -- header PHOTZP: AB mag = -2.5 log10(ADU) + photzp, when calibrated
 );
 CREATE INDEX products_recipe ON products (recipe_key);
 CREATE INDEX products_path ON products (path);

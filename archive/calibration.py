@@ -52,7 +52,8 @@ class CalibrationReport:
 
 
 _STANDARDS_SQL = """
-SELECT p.product_id, p.path, p.content_hash, p.night, p.filter, p.entity_id, o.object, o.airmass,
+SELECT p.product_id, p.path, p.content_hash, p.night, p.filter, p.entity_id, o.object,
+       COALESCE(p.airmass, o.airmass) AS airmass,
        f.name
 FROM products p JOIN observations o ON o.file_id = p.file_id JOIN files f ON f.file_id = p.file_id
 WHERE p.kind = 'reduced' AND p.current = 1 AND o.kind = 'standard'

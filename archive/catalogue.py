@@ -127,14 +127,13 @@ _TABLES: dict[str, dict[str, Any]] = {
                     "rms": "Scatter of the standards used.",
                     "method": "Whether k was fitted or fixed from the La Palma curve, and whether the colour term was fitted, given or left out, and why.",
                     "current": "0 once a newer calibration replaced it."},
-        "units": {"zp": "mag", "zp_err": "mag", "rms": "mag"},
         "facets": ["night", "filter"],
     },
     "sources": {
         "description": "Sources measured on reduced frames by nota photometry: pixel and sky positions, aperture fluxes, calibrated AB magnitudes, and for narrow bands the flux in erg/s/cm2.",
         "columns": {"mag": "Calibrated magnitude (AB): mag_instrumental + zp - k * airmass.",
                     "mag_instrumental": "-2.5 log10(ADU/s).", "line_flux": "Narrow bands: flux in the passband, erg/s/cm2."},
-        "units": {"ra": "degree", "dec": "degree", "mag": "mag", "mag_err": "mag"},
+        "units": {"ra": "degree", "dec": "degree"},  # Datasette's units (pint) know no magnitudes
     },
     "standard_measurements": {"description": "Each standard star measured for a calibration: instrumental and catalogue (AB, synthetic from CALSPEC) magnitudes, used or why not."},
     "plots": {"description": "Bias histograms per group, flat patterns side by side, masters, the night's statistics against time.",

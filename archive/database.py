@@ -136,6 +136,26 @@ def _authorizer(action: int, arg1, arg2, db_name, trigger) -> int:
     return sqlite3.SQLITE_DENY
 
 
+def ensure_current(path: str | Path) -> None:
+    """Migrate an archive an older nota made before reading it: readers expect this schema.
+
+    Only the schema changes (in its own transaction); a reader never writes data.
+    """
+    path = Path(path)
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"{path}: cannot open read-only ({exc})") from exc
+    if 0 < version < schema_version():
+        try:
+            open_database(path).conn.close()
+        except DatabaseError as exc:
+            raise DatabaseError(f"{path}: made by an older nota (schema {version}); open it once with"
+                                f" write access to migrate it ({exc})") from exc
+
+
 class ReadOnlyArchive:
     """A connection for user SQL: reads only, no ATTACH, no extensions, a time limit per query."""
 
@@ -143,6 +163,7 @@ class ReadOnlyArchive:
         path = Path(path)
         if not path.exists():
             raise DatabaseError(f"{path}: no archive here (run `nota ingest` first)")
+        ensure_current(path)
         try:
             self.conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
             self.conn.execute("PRAGMA query_only = ON")

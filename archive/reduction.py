@@ -274,6 +274,7 @@ def plan_reduction(db: sqlite_utils.Database, options: ReduceOptions) -> Plan:
         raw = _raw_input(conn, file_id)
         sections = _sections(conn, file_id, profile, facts["binning"])
         params = _params("reduced", profile, options, sections, facts)
+        params.update(airmass=mid_airmass(facts, profile), exptime=facts["exptime"])
         needs, failure = {}, None
         for purpose in ("master_bias", "master_flat"):
             group_id, rule = chosen.get(purpose, (None, "not associated"))
@@ -334,7 +335,7 @@ def _photometry_params(facts: dict, profile: Profile, standards: dict[tuple, lis
     if not keys:
         return {}
     return {"photometry": {"standards": sorted(keys), "version": CALIBRATION_VERSION,
-                           "airmass": mid_airmass(facts, profile), "exptime": facts["exptime"]}}
+                           "settings": dict(profile.photometry)}}
 
 
 def _stack_tasks(conn, by_file: dict[int, Task], standards: dict[tuple, list[str]], root: Path) -> list[Task]:
@@ -364,8 +365,6 @@ def _stack_tasks(conn, by_file: dict[int, Task], standards: dict[tuple, list[str
                           airmasses=[mid_airmass(f, profile) for f in members],
                           frames=[f["filename"] for f in members])
             params.update(_photometry_params(first, profile, standards))
-            params.get("photometry", {}).pop("airmass", None)  # the stack's own, from its members
-            params.get("photometry", {}).pop("exptime", None)
             needs = {f"exposure:{f['filename']}": t.key for f, t in zip(members, exposures)}
             failure = next((t.failure for t in exposures if t.failure), None)
             key = _recipe_key("stack", params, [], needs)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from nota.archive.catalogue import catalogue_metadata
+from nota.archive.database import ensure_current
 from nota.errors import NotaError
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ def make_datasette(db_path: str | Path, time_limit_ms: int | None = None):
     path = Path(db_path)
     if not path.exists():
         raise NotaError(f"{path}: no archive here (run `nota ingest` first)")
+    ensure_current(path)
     if not pm.is_registered(datasette_plugin):
         pm.register(datasette_plugin, name="nota")
     settings = dict(SETTINGS)

@@ -59,17 +59,20 @@ def _fit_from_row(row: dict[str, Any]) -> ZeroPointFit:
 
 
 def measure_frame(db: sqlite_utils.Database, frame: str, *, nsigma: float = 5.0, limit: int = 300) -> PhotometryReport:
-    """Measure the sources of a frame's current reduced product and store them."""
+    """Measure the sources of a frame's current reduced product (or of a stack) and store them."""
     conn = db.conn
     row = conn.execute(
-        "SELECT p.product_id, p.path, p.night, p.filter, p.entity_id, f.file_id, f.name, o.airmass"
-        " FROM products p JOIN files f ON f.file_id = p.file_id JOIN observations o ON o.file_id = f.file_id"
-        " WHERE p.current = 1 AND p.kind = 'reduced' AND (f.name = ? OR p.path = ? OR p.path LIKE '%/' || ?)",
+        "SELECT p.product_id, p.path, p.night, p.filter, p.entity_id, f.file_id, COALESCE(f.name, p.path),"
+        " COALESCE(p.airmass, o.airmass), p.kind FROM products p LEFT JOIN files f ON f.file_id = p.file_id"
+        " LEFT JOIN observations o ON o.file_id = f.file_id"
+        " WHERE p.current = 1 AND p.kind IN ('reduced', 'stack')"
+        " AND (f.name = ? OR p.path = ? OR p.path LIKE '%/' || ?)",
         (frame, frame, frame),
     ).fetchone()
     if row is None:
-        raise NotaError(f"no reduced product for {frame!r}: run `nota reduce` first")
-    product_id, path, night, filt, entity_id, file_id, name, airmass = row
+        raise NotaError(f"no reduced frame or stack named {frame!r}: run `nota reduce` first")
+    product_id, path, night, filt, entity_id, file_id, name, airmass, kind = row
+    name = Path(name).name
     ccd = read_product(path)
     solved = ccd.header.get("NOTAWCS") == "solved"
     with warnings.catch_warnings():
@@ -115,7 +118,7 @@ def measure_frame(db: sqlite_utils.Database, frame: str, *, nsigma: float = 5.0,
             rows,
         )
         if entity_id is not None:
-            provenance.record_used(conn, activity_id, entity_id, "reduced")
+            provenance.record_used(conn, activity_id, entity_id, kind)
         provenance.finish_activity(conn, activity_id, "ok", json.dumps({"sources": len(rows)}))
     return PhotometryReport(product_id, name, len(rows), fit is not None, solved)
 
@@ -124,6 +127,8 @@ def list_sources(db_path: str | Path, frame: str) -> list[dict[str, Any]]:
     with ReadOnlyArchive(db_path) as archive:
         return archive.dicts(
             "SELECT s.source_id, s.x, s.y, s.ra, s.dec, s.flux, s.flux_err, s.mag_instrumental, s.mag, s.mag_err,"
-            " s.magnitude_system, s.line_flux, s.flags FROM sources s JOIN files f ON f.file_id = s.file_id"
-            " WHERE f.name = ? ORDER BY s.mag_instrumental", (frame,),
+            " s.magnitude_system, s.line_flux, s.flags FROM sources s JOIN products p USING (product_id)"
+            " LEFT JOIN files f ON f.file_id = p.file_id WHERE p.current = 1"
+            " AND (f.name = :frame OR p.path = :frame OR p.path LIKE '%/' || :frame)"
+            " ORDER BY s.mag_instrumental", {"frame": frame},
         )

@@ -278,15 +278,14 @@ def _reduce_frame(task: Task, masters: dict[str, Any]) -> dict[str, Any]:
         else:
             astrometry.pop("wcs")
         header["NOTAWCS"] = (astrometry["status"], "nota astrometry")
-    photometry = params.get("photometry") or {}
-    photzp = _stamp_photometry(header, history, masters.get("calibration"), photometry.get("airmass"),
-                               photometry.get("exptime")) if photometry else None
+    photzp = _stamp_photometry(header, history, masters.get("calibration"), params.get("airmass"),
+                               params.get("exptime")) if "photometry" in params else None
     ccd.meta = _stamp(header, task, history, masters)
     digest, size = write_product(ccd, task.output, planes)
     return {"key": task.key, "path": task.output, "content_hash": digest, "size": size,
             "previews": _pictures(ccd.data, "reduced", ccd.mask), "astrometry": astrometry,
-            "cosmic_pixels": cosmic_pixels, "photzp": photzp, "airmass": photometry.get("airmass"),
-            "exptime": photometry.get("exptime")}
+            "cosmic_pixels": cosmic_pixels, "photzp": photzp, "airmass": params.get("airmass"),
+            "exptime": params.get("exptime")}
 
 
 def _stamp_photometry(header: fits.Header, history: list[str], calibration: dict | None,

@@ -636,10 +636,12 @@ def calibration(
     night: Optional[str] = typer.Option(None, help="Only this night (the date it began)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
-    """Each night's photometric solution per filter: zero point and extinction (AB mags).
+    """Each night's photometric solution per filter: zero point, extinction, colour term (AB).
 
-    m_catalogue - m_instrumental = ZP - k X, with m_instrumental = -2.5 log10(ADU/s) on the
-    reduced frames; made by `nota reduce` from the standard stars.
+    m_catalogue - m_instrumental = ZP - k X + c C, with m_instrumental = -2.5 log10(ADU/s)
+    on the reduced frames, X the mid-exposure airmass, C the catalogue colour in the
+    profile's colour index for the filter (ZP is for C = 0); made by `nota reduce` from the
+    standard stars. The method says what was fitted and why anything was not.
 
     Example:
 
@@ -652,9 +654,11 @@ def calibration(
         print_json(found)
         return
     print_table(
-        ["night", "filter", "system", "ZP", "k (mag/airmass)", "rms", "stars", "method"],
+        ["night", "filter", "system", "ZP", "k (mag/airmass)", "colour term", "rms", "stars", "method"],
         [(c["night"], c["filter"], c["magnitude_system"], f"{c['zp']:.3f} +- {c['zp_err']:.3f}",
-          f"{c['k']:.3f} +- {c['k_err']:.3f}", f"{c['rms']:.3f}", f"{c['n_used']}", c["method"]) for c in found],
+          f"{c['k']:.3f} +- {c['k_err']:.3f}",
+          "" if c["colour_term"] is None else f"{c['colour_term']:.3f} +- {c['colour_term_err']:.3f} ({c['colour_index']})",
+          f"{c['rms']:.3f}", f"{c['n_used']}", c["method"]) for c in found],
         title="Photometric calibration (AB magnitudes)",
     )
 
@@ -662,10 +666,12 @@ def calibration(
 @app.command()
 @_fails_cleanly
 def photometry(
-    frame: str = typer.Argument(..., help="A raw file name or its product (fzt_ALrd120103.fits)."),
+    frame: str = typer.Argument(
+        ..., help="A raw file name, its product (fzt_ALrd120103.fits) or a stack (stack_GC4496A_R_3x300s_R.fits)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the source catalogue as JSON."),
 ) -> None:
-    """Measure a reduced frame's sources into the `sources` table, in calibrated AB magnitudes.
+    """Measure a reduced frame's (or a stack's) sources into the `sources` table, in calibrated AB magnitudes.
 
     Positions in pixels and (when the frame was solved) RA/Dec; calibrated with the night's
     zero point and extinction for the frame's filter and airmass; narrow bands also get the

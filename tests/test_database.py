@@ -58,6 +58,20 @@ def test_an_archive_of_every_older_schema_migrates_to_schema_sql(tmp_path):
     assert db.conn.execute("SELECT name FROM files").fetchall() == [("a.fits",)]
 
 
+def test_a_reader_of_an_older_archive_migrates_it_first(tmp_path):
+    """`nota query`, `nota calibration` or `nota serve` on an archive an older nota made."""
+    from pathlib import Path
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript((Path(__file__).parent / "data" / "schema_v1.sql").read_text())
+    conn.close()
+    with ReadOnlyArchive(path) as archive:
+        columns, _ = archive.run("SELECT colour_term_err, colour_index FROM calibrations")
+    assert columns == ["colour_term_err", "colour_index"]
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == schema_version()
+
+
 def test_migrations_reach_the_schema_version():
     targets = [target for target, _ in MIGRATIONS]
     assert targets == sorted(targets)

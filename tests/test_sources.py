@@ -127,3 +127,19 @@ def test_standards_get_no_photzp_and_science_waits_for_them(_reduced):
     calibrated = conn.execute("SELECT max(created_at) FROM calibrations").fetchone()[0]
     assert calibrated <= first_science
     conn.close()
+
+
+def test_a_stack_is_measured_and_calibrated_too(calibrated_db, small_night):
+    """nota photometry on a stack: its summed exposure and effective airmass give
+    magnitudes of its (first exposure's) stars within 0.03 mag rms of the truth."""
+    import json
+
+    out = CliRunner().invoke(app, ["--db", str(calibrated_db), "photometry", "stack_GC4496A_R_3x300s_R.fits", "--json"])
+    assert out.exit_code == 0, out.output
+    rows = json.loads(out.stdout)
+    frame = next(f for f in load_truth(small_night.directory)["frames"] if f["filename"] == "ALrd120103.fits")
+    pairs = matched(rows, frame)
+    good = pairs[:, 2] < 0.03
+    assert good.sum() >= 6 and all(r["magnitude_system"] == "AB" for r in rows)
+    residual = pairs[good, 0] - pairs[good, 1]
+    assert np.sqrt(np.mean(residual**2)) < 0.03, residual
