@@ -67,6 +67,7 @@ class ReduceOptions:
     index_dir: str | None = None  # astrometry.net index files; None: frames are not solved
     cosmics: bool = True  # L.A.Cosmic on each reduced frame (the profile may turn it off)
     stacks: bool = True  # combine each series of exposures (the profile's [reduce.stack])
+    photometry: bool = True  # calibrate each night on its standards, PHOTZP in science frames
 
 
 @dataclass
@@ -293,7 +294,7 @@ def plan_reduction(db: sqlite_utils.Database, options: ReduceOptions) -> Plan:
             standards.setdefault((facts["night"], facts["filter"]), []).append(key)
     by_file: dict[int, Task] = {}
     for facts, profile, raw, params, needs, failure in frames:
-        if facts["kind"] != "standard":
+        if facts["kind"] != "standard" and options.photometry:
             params.update(_photometry_params(facts, profile, standards))
         key = _recipe_key("reduced", params, [raw.content_hash], needs)
         output = root / (facts["night"] or "unknown") / "reduced" / f"fzt_{facts['filename'].split('.')[0]}.fits"
@@ -301,7 +302,7 @@ def plan_reduction(db: sqlite_utils.Database, options: ReduceOptions) -> Plan:
                     (raw,), file_id=facts["file_id"], needs=needs, failure=failure)
         tasks[key] = by_file[facts["file_id"]] = task
     if options.stacks:
-        for task in _stack_tasks(conn, by_file, standards, root):
+        for task in _stack_tasks(conn, by_file, standards if options.photometry else {}, root):
             tasks[task.key] = task
     current = {
         row[0]: (row[1], row[2])
@@ -491,7 +492,8 @@ def run_plan(
     try:
         for stage, selects in STAGES:
             if stage == "photometric_calibration":
-                calibrations = _calibrate(db, report)
+                if options.photometry:
+                    calibrations = _calibrate(db, report)
                 continue
             ready = []
             for task in (t for t in plan.to_build if t.kind == stage and selects(t)):

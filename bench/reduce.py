@@ -103,8 +103,9 @@ def run_nota(db_path: Path, out: Path, small: bool) -> dict:
     from nota.archive.reduction import ReduceOptions, plan_reduction, run_plan
 
     db = open_database(db_path)
-    # The lecture's chain stops at flat fielding: so does nota here (no cosmic-ray cleaning).
-    options = ReduceOptions(products_root=str(out), cosmics=False)
+    # The lecture's chain stops at flat fielding: so does nota here (no cosmic-ray cleaning,
+    # stacks or photometric calibration).
+    options = ReduceOptions(products_root=str(out), cosmics=False, stacks=False, photometry=False)
     report = run_plan(db, plan_reduction(db, options), options)
     assert not report.failed, report.failed
     written = sum(p.stat().st_size for p in out.rglob("*.fits"))

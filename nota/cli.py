@@ -517,6 +517,11 @@ def reduce(
     cosmics: bool = typer.Option(
         True, "--cosmics/--no-cosmics", help="Clean cosmic rays from each reduced frame (L.A.Cosmic)."
     ),
+    stacks: bool = typer.Option(True, "--stacks/--no-stacks", help="Align and stack each series of exposures."),
+    photometry: bool = typer.Option(
+        True, "--photometry/--no-photometry",
+        help="Calibrate each night on its standards and write PHOTZP into science frames and stacks.",
+    ),
     products: Optional[Path] = typer.Option(
         None, "--products", envvar="NOTA_PRODUCTS", help="Products root (default: products/ beside the archive)."
     ),
@@ -554,6 +559,8 @@ def reduce(
         memory_bytes=_memory(memory),
         index_dir=str(index_dir) if index_dir else default_index_dir(state.db),
         cosmics=cosmics,
+        stacks=stacks,
+        photometry=photometry,
     )
     db = _open_db()
     plan = plan_reduction(db, options)
@@ -568,17 +575,15 @@ def reduce(
         typer.echo(f"{len(plan.to_build)} to build, {len(plan.impossible)} impossible,"
                    f" {len(plan.up_to_date)} up to date")
         return
-    from nota.archive.calibration import calibrate_nights
-
-    if not plan.tasks:
-        calibrated = calibrate_nights(db)
+    if not plan.tasks:  # still calibrates what the standards' products call for
+        report = run_plan(db, plan, options, jobs=1)
         if as_json:
-            print_json({"built": [], "failed": [{"output": o, "error": e} for o, e in calibrated.failed],
-                        "up_to_date": len(plan.up_to_date), "calibrations": calibrated.made})
+            print_json({"built": [], "failed": [{"output": o, "error": e} for o, e in report.failed],
+                        "up_to_date": report.up_to_date, "calibrations": report.calibrations})
         else:
-            typer.echo(f"nothing to do: {len(plan.up_to_date)} product(s) up to date"
-                       + (f"; {len(calibrated.made)} photometric calibration(s) made" if calibrated.made else ""))
-        if calibrated.failed:
+            typer.echo(f"nothing to do: {report.up_to_date} product(s) up to date"
+                       + (f"; {len(report.calibrations)} photometric calibration(s) made" if report.calibrations else ""))
+        if report.failed:
             raise typer.Exit(EXIT_ERROR)
         return
     with progress_bar("reducing") as update:
