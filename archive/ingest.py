@@ -10,10 +10,11 @@ Bad files are rejected one by one, with a reason, and the batch goes on.
 
 from __future__ import annotations
 
+import json
 import logging
 import mmap
 import os
-from itertools import count, repeat
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +128,51 @@ def merged_header(hdus: list[Hdu], data_hdu: int | None) -> dict[str, Any]:
     return {**hdus[0].first_values, **hdus[data_hdu].first_values}
 
 
+_PID_BITS = 22  # Linux process ids are below 2**22 (PID_MAX_LIMIT)
+_CARD_NUMBERS_MAX = 500_000  # distinct cards a reader remembers before it starts afresh
+
+
+class _CardNumbers:
+    """Numbers for the distinct cards one reader process has sent in one ingest.
+
+    Most cards repeat exactly from file to file (a frame has about a dozen of its own), so a
+    reader sends each distinct card once, then only its number. The writer keeps the cards
+    in a temporary table and SQLite expands the numbers into ``headers`` rows in C, with no
+    Python per row. Numbers end in the reader's process id, so readers never collide.
+    """
+
+    _current: "_CardNumbers | None" = None
+
+    def __init__(self, session: str) -> None:
+        self.session = session
+        self.pid = os.getpid()
+        self.numbers: dict[Card, int] = {}
+        self.issued = 0
+
+    @classmethod
+    def for_session(cls, session: str) -> "_CardNumbers":
+        """This process's numbering for one ingest (a forked reader inherits none)."""
+        current = cls._current
+        if current is None or current.session != session or current.pid != os.getpid():
+            current = cls._current = cls(session)
+        return current
+
+    def number(self, cards: list[Card], new: list[tuple]) -> str:
+        """The cards' numbers as a JSON array; cards not sent before are appended to ``new``."""
+        numbers = self.numbers
+        if len(numbers) > _CARD_NUMBERS_MAX:
+            numbers.clear()  # numbers already issued stay valid: none is ever reused
+        listed = []
+        for card in cards:
+            n = numbers.get(card)
+            if n is None:
+                self.issued += 1
+                n = numbers[card] = self.issued << _PID_BITS | self.pid
+                new.append((n, *_sql_card(card)))
+            listed.append(n)
+        return json.dumps(listed)
+
+
 @dataclass
 class _Indexed:
     """The parsed facts of one file, as rows ready to be written (picklable, compact)."""
@@ -139,15 +185,16 @@ class _Indexed:
     n_hdus: int
     data_hdu: int | None
     hdu_rows: list[tuple]  # hdus table rows without file_id
-    card_rows: list[tuple]  # headers table rows without file_id
+    card_lists: list[tuple[int, str, int]]  # (hdu, JSON array of card numbers, cards)
+    new_cards: list[tuple]  # (number, keyword, value, comment, raw) first sent with this file
     error: str | None
     warnings: list[str]
     observation: dict[str, Any] | None
 
 
-def _read(task: tuple[str, int, int, bool]) -> _Indexed:
+def _read(task: tuple[str, int, int, bool, str]) -> _Indexed:
     """Hash and parse one file; never raises for bad content, reports it instead."""
-    path, size, mtime_ns, hash_it = task
+    path, size, mtime_ns, hash_it, session = task
     digest = content_hash(path) if hash_it else None
     error = None
     try:
@@ -197,20 +244,21 @@ def _read(task: tuple[str, int, int, bool]) -> _Indexed:
         )
         for h in hdus
     ]
-    card_rows = [
-        row
-        for h in hdus
-        for row in zip(repeat(h.index), count(1), *zip(*map(_sql_card, h.cards)))
-        if h.cards
+    numbers = _CardNumbers.for_session(session)
+    new_cards: list[tuple] = []
+    card_lists = [
+        (h.index, numbers.number(h.cards, new_cards), len(h.cards)) for h in hdus if h.cards
     ]
     layout = _layout(hdus, data_hdu, path) if hdus else None
     return _Indexed(
-        path, size, mtime_ns, digest, layout, len(hdus), data_hdu, hdu_rows, card_rows,
-        error, warnings, observation,
+        path, size, mtime_ns, digest, layout, len(hdus), data_hdu, hdu_rows, card_lists,
+        new_cards, error, warnings, observation,
     )
 
 
-def _read_all(tasks: list[tuple[str, int, int, bool]], jobs: int | None) -> Iterator[_Indexed]:
+def _read_all(
+    tasks: list[tuple[str, int, int, bool, str]], jobs: int | None
+) -> Iterator[_Indexed]:
     """Parse files in worker processes when there are enough to pay for them, in order."""
     return map_in_processes(_read, tasks, jobs=jobs, parallel_from=PARALLEL_FROM, chunksize=8)
 
@@ -267,11 +315,19 @@ def ingest(
             and previous[4] == "ok"
         )
         plan.append((path, None if unchanged else st, previous))
-    tasks = [(path, st.st_size, st.st_mtime_ns, hash_content) for path, st, _ in plan if st]
+    session = uuid.uuid4().hex  # names this run's card numbering in every reader
+    tasks = [
+        (path, st.st_size, st.st_mtime_ns, hash_content, session) for path, st, _ in plan if st
+    ]
     parsed = _read_all(tasks, jobs)
     # Rows are consistent by construction; checking each card's parent costs more than
     # the insert itself. Enforcement comes back on when ingest ends.
     conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute("DROP TABLE IF EXISTS temp.ingest_cards")
+    conn.execute(
+        "CREATE TEMP TABLE ingest_cards"
+        " (card_id INTEGER PRIMARY KEY, keyword, value, comment, raw)"
+    )
     try:
         batch: list[tuple[str, _Indexed | None, tuple | None]] = []
         for n, (path, st, previous) in enumerate(plan, 1):
@@ -297,6 +353,7 @@ def ingest(
         raise
     finally:
         parsed.close()
+        conn.execute("DROP TABLE IF EXISTS temp.ingest_cards")
         conn.execute("PRAGMA foreign_keys = ON")
     return report
 
@@ -317,7 +374,9 @@ class _BatchRows:
         self.updated_files: list[tuple] = []
         self.replaced: list[tuple] = []  # (file_id,) whose content rows are replaced
         self.hdus: list[tuple] = []
-        self.cards: list[tuple] = []
+        self.new_cards: list[tuple] = []  # card numbers' definitions, from every file read
+        self.card_lists: list[tuple] = []  # (file_id, hdu, JSON array of card numbers)
+        self.n_cards = 0
         self.observations: dict[tuple, list[tuple]] = {}
         self.entities: list[tuple] = []
         self.used: list[tuple] = []
@@ -344,6 +403,8 @@ def _write_batch(conn, activity_id: int, batch, gone_by_hash, report: IngestRepo
             rows.used.append((activity_id, "unchanged", None, path, digest))
             report.outcomes["unchanged"] += 1
             continue
+        # Readers send each card once: keep its definition whatever becomes of this file.
+        rows.new_cards.extend(ix.new_cards)
         file_id, role, note = _identify(ix, previous, gone_by_hash)
         file_row = (
             ix.path, os.path.basename(ix.path), os.path.dirname(ix.path), ix.size, ix.mtime_ns,
@@ -394,7 +455,9 @@ def _gather_content(rows: _BatchRows, file_id: int, ix: _Indexed, replace: bool)
     if replace:
         rows.replaced.append((file_id,))
     rows.hdus.extend((file_id, *r) for r in ix.hdu_rows)
-    rows.cards.extend((file_id, *r) for r in ix.card_rows)
+    for hdu, numbers, n_cards in ix.card_lists:
+        rows.card_lists.append((file_id, hdu, numbers))
+        rows.n_cards += n_cards
     if ix.observation is not None:
         rows.observations.setdefault(tuple(ix.observation), []).append(
             (file_id, *ix.observation.values())
@@ -416,11 +479,17 @@ def _execute_batch(conn, rows: _BatchRows) -> None:
         " header_offset, data_offset, data_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows.hdus,
     )
-    conn.executemany(
+    conn.executemany("INSERT INTO temp.ingest_cards VALUES (?, ?, ?, ?, ?)", rows.new_cards)
+    # One statement per HDU turns its card numbers into rows, in order (CROSS JOIN keeps
+    # json_each the outer loop).
+    inserted = conn.executemany(
         "INSERT INTO headers (file_id, hdu, position, keyword, value, comment, raw)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        rows.cards,
-    )
+        " SELECT ?1, ?2, j.key + 1, c.keyword, c.value, c.comment, c.raw"
+        " FROM json_each(?3) AS j CROSS JOIN temp.ingest_cards AS c ON c.card_id = j.value",
+        rows.card_lists,
+    ).rowcount
+    if inserted != rows.n_cards:  # a card number without its card: never store a file short
+        raise RuntimeError(f"ingest stored {inserted} header cards of {rows.n_cards}")
     for columns, values in rows.observations.items():
         conn.executemany(
             f"INSERT INTO observations (file_id, {', '.join(columns)})"
