@@ -138,7 +138,8 @@ class _CardNumbers:
     Most cards repeat exactly from file to file (a frame has about a dozen of its own), so a
     reader sends each distinct card once, then only its number. The writer keeps the cards
     in a temporary table and SQLite expands the numbers into ``headers`` rows in C, with no
-    Python per row. Numbers end in the reader's process id, so readers never collide.
+    Python per row. In that table a card's id is its number shifted left past the reader's
+    process id, so readers never collide.
     """
 
     _current: "_CardNumbers | None" = None
@@ -159,18 +160,18 @@ class _CardNumbers:
 
     def number(self, cards: list[Card], new: list[tuple]) -> str:
         """The cards' numbers as a JSON array; cards not sent before are appended to ``new``."""
-        numbers = self.numbers
-        if len(numbers) > _CARD_NUMBERS_MAX:
-            numbers.clear()  # numbers already issued stay valid: none is ever reused
-        listed = []
-        for card in cards:
-            n = numbers.get(card)
-            if n is None:
-                self.issued += 1
-                n = numbers[card] = self.issued << _PID_BITS | self.pid
-                new.append((n, *_sql_card(card)))
-            listed.append(n)
+        if len(self.numbers) > _CARD_NUMBERS_MAX:
+            self.numbers.clear()  # numbers already issued stay valid: none is ever reused
+        listed = list(map(self.numbers.get, cards))
+        if None in listed:
+            listed = [n or self._issue(card, new) for card, n in zip(cards, listed)]
         return json.dumps(listed)
+
+    def _issue(self, card: Card, new: list[tuple]) -> int:
+        self.issued += 1
+        self.numbers[card] = self.issued
+        new.append((self.issued << _PID_BITS | self.pid, *_sql_card(card)))
+        return self.issued
 
 
 @dataclass
@@ -186,7 +187,8 @@ class _Indexed:
     data_hdu: int | None
     hdu_rows: list[tuple]  # hdus table rows without file_id
     card_lists: list[tuple[int, str, int]]  # (hdu, JSON array of card numbers, cards)
-    new_cards: list[tuple]  # (number, keyword, value, comment, raw) first sent with this file
+    new_cards: list[tuple]  # (card id, keyword, value, comment, raw) first sent with this file
+    reader: int  # the process id that numbered the cards
     error: str | None
     warnings: list[str]
     observation: dict[str, Any] | None
@@ -252,7 +254,7 @@ def _read(task: tuple[str, int, int, bool, str]) -> _Indexed:
     layout = _layout(hdus, data_hdu, path) if hdus else None
     return _Indexed(
         path, size, mtime_ns, digest, layout, len(hdus), data_hdu, hdu_rows, card_lists,
-        new_cards, error, warnings, observation,
+        new_cards, numbers.pid, error, warnings, observation,
     )
 
 
@@ -375,7 +377,7 @@ class _BatchRows:
         self.replaced: list[tuple] = []  # (file_id,) whose content rows are replaced
         self.hdus: list[tuple] = []
         self.new_cards: list[tuple] = []  # card numbers' definitions, from every file read
-        self.card_lists: list[tuple] = []  # (file_id, hdu, JSON array of card numbers)
+        self.card_lists: list[tuple] = []  # (file_id, hdu, JSON array of card numbers, reader)
         self.n_cards = 0
         self.observations: dict[tuple, list[tuple]] = {}
         self.entities: list[tuple] = []
@@ -456,7 +458,7 @@ def _gather_content(rows: _BatchRows, file_id: int, ix: _Indexed, replace: bool)
         rows.replaced.append((file_id,))
     rows.hdus.extend((file_id, *r) for r in ix.hdu_rows)
     for hdu, numbers, n_cards in ix.card_lists:
-        rows.card_lists.append((file_id, hdu, numbers))
+        rows.card_lists.append((file_id, hdu, numbers, ix.reader))
         rows.n_cards += n_cards
     if ix.observation is not None:
         rows.observations.setdefault(tuple(ix.observation), []).append(
@@ -485,7 +487,8 @@ def _execute_batch(conn, rows: _BatchRows) -> None:
     inserted = conn.executemany(
         "INSERT INTO headers (file_id, hdu, position, keyword, value, comment, raw)"
         " SELECT ?1, ?2, j.key + 1, c.keyword, c.value, c.comment, c.raw"
-        " FROM json_each(?3) AS j CROSS JOIN temp.ingest_cards AS c ON c.card_id = j.value",
+        " FROM json_each(?3) AS j CROSS JOIN temp.ingest_cards AS c"
+        f" ON c.card_id = (j.value << {_PID_BITS} | ?4)",
         rows.card_lists,
     ).rowcount
     if inserted != rows.n_cards:  # a card number without its card: never store a file short
