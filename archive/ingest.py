@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
-import mmap
 import os
+import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -91,20 +91,30 @@ def iter_fits(paths: Iterable[str | Path]) -> Iterator[Path]:
         yield from sorted(found)
 
 
-def content_hash(path: str) -> str | None:
-    """XXH3-128 of a file's bytes, through a read-only memory map; None if unreadable.
+_HASH_CHUNK = 1 << 20
+_hash_buffers = threading.local()
 
-    A 128-bit hash tells one file's content from another's (renames, changes,
-    provenance) at memory speed; it is not meant to resist deliberate forgery.
+
+def content_hash(path: str) -> str | None:
+    """XXH3-128 of a file's bytes; None if unreadable.
+
+    The bytes come in 1 MiB pieces into one buffer per thread: copying them from the page
+    cache costs less CPU than a memory map's page faults. A 128-bit hash tells one file's
+    content from another's (renames, changes, provenance) at memory speed; it is not meant
+    to resist deliberate forgery.
     """
+    buffer = getattr(_hash_buffers, "buffer", None)
+    if buffer is None:
+        buffer = _hash_buffers.buffer = bytearray(_HASH_CHUNK)
+    view = memoryview(buffer)
+    digest = xxhash.xxh3_128()
     try:
-        with open(path, "rb") as stream:
-            if os.fstat(stream.fileno()).st_size == 0:
-                return xxhash.xxh3_128_hexdigest(b"")
-            with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as view:
-                return xxhash.xxh3_128_hexdigest(view)
+        with open(path, "rb", buffering=0) as stream:
+            while n := stream.readinto(buffer):
+                digest.update(view[:n])
     except (OSError, ValueError):
         return None
+    return digest.hexdigest()
 
 
 def _layout(hdus: list[Hdu], data_hdu: int | None, path: str) -> str:
