@@ -13,7 +13,9 @@ import gzip
 import io
 import os
 import re
+import struct
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, BinaryIO, NamedTuple
 
 from nota.errors import FitsError
@@ -143,7 +145,12 @@ def _split_value_comment(body: str) -> tuple[Any, str, str, bool]:
 
 
 # Most cards repeat exactly from file to file of a night: parse each distinct card once.
-_CARD_CACHE: dict[str, tuple[Card, bool]] = {}
+_CARD_CACHE: dict[bytes, Card] = {}
+_CARD_CACHE_MAX = 200_000
+# Card images that need the careful pass -> whether they open a long string (a string
+# ending in '&' that CONTINUE cards may extend); values that are not FITS map to False.
+_ODD_CARDS: dict[bytes, bool] = {}
+_SPLITTERS: dict[int, struct.Struct] = {}
 
 
 def _parse_card(image: str) -> tuple[str, Any, str, str, bool]:
@@ -165,43 +172,74 @@ def _parse_card(image: str) -> tuple[str, Any, str, str, bool]:
     return keyword, value, comment, raw, is_string
 
 
-def parse_cards(text: str) -> tuple[list[Card], list[str]]:
-    """Parse a header's cards (END excluded) into ``Card``s, with warnings for odd ones."""
+def _new_card(image: bytes) -> Card:
+    """Parse a card image not met before (Latin-1 reads ASCII as ASCII), and remember it."""
+    keyword, value, comment, raw, is_string = _parse_card(image.decode("latin-1"))
+    card = Card(keyword, value, comment, raw)
+    if type(value) is UnparsableValue:
+        _ODD_CARDS[image] = False
+    elif is_string and value.endswith("&"):
+        _ODD_CARDS[image] = True
+    if len(_CARD_CACHE) < _CARD_CACHE_MAX:
+        _CARD_CACHE[image] = card
+    return card
+
+
+def _split(raw: bytes) -> tuple[bytes, ...]:
+    """The 80-byte card images of a header, split in C (slicing in Python costs more)."""
+    n = len(raw) // CARD
+    splitter = _SPLITTERS.get(n)
+    if splitter is None:
+        splitter = _SPLITTERS[n] = struct.Struct(f"{CARD}s" * n)
+    return splitter.unpack(raw)
+
+
+def parse_cards(raw: bytes) -> tuple[list[Card], list[str]]:
+    """Parse a header's cards (END excluded) into ``Card``s, with warnings for odd ones.
+
+    Cards met before come from the cache in one C loop; only headers holding a long string
+    or a value that is not FITS take the careful pass, card by card.
+    """
+    images = _split(raw)
+    cards = list(map(_CARD_CACHE.get, images))
+    if None in cards:
+        cards = [card or _new_card(image) for image, card in zip(images, cards)]
+    if _ODD_CARDS.keys().isdisjoint(images):
+        return cards, []
+    return _careful_pass(images, cards)
+
+
+def _careful_pass(images: tuple[bytes, ...], parsed: list[Card]) -> tuple[list[Card], list[str]]:
+    """Merge CONTINUE cards into the long strings they extend; report values that are not FITS."""
     cards: list[Card] = []
     warnings: list[str] = []
-    cache = _CARD_CACHE
     continuing = False  # the previous card was a string ending in '&'
-    for start in range(0, len(text), CARD):
-        image = text[start : start + CARD]
-        cached = cache.get(image)
-        if cached is None:
-            keyword, value, comment, raw, is_string = _parse_card(image)
-            cached = (Card(keyword, value, comment, raw), is_string)
-            if len(cache) < 200_000:
-                cache[image] = cached
-        card, is_string = cached
-        keyword, value = card.keyword, card.value
-        if keyword == "CONTINUE" and continuing and cards:
+    for image, card in zip(images, parsed):
+        if card.keyword == "CONTINUE" and continuing and cards:
             # A long string: astropy shows it as one card, and so do we.
-            value, comment, raw, is_string = _split_value_comment(image[8:])
+            value, comment, raw, is_string = _split_value_comment(image[8:].decode("latin-1"))
             prev = cards[-1]
             joined_comment = " ".join(c for c in (prev.comment, comment) if c)
             merged = prev.value[:-1] + (value if isinstance(value, str) else str(value))
             cards[-1] = Card(prev.keyword, merged, joined_comment, prev.raw + " " + raw)
             continuing = is_string and merged.endswith("&")
             continue
-        if type(value) is UnparsableValue:
+        if type(card.value) is UnparsableValue:
             warnings.append(
-                f"card {len(cards) + 1} ({keyword}): value {card.raw!r} is not valid FITS"
+                f"card {len(cards) + 1} ({card.keyword}): value {card.raw!r} is not valid FITS"
             )
         cards.append(card)
-        continuing = is_string and value.endswith("&")
+        continuing = _ODD_CARDS.get(image, False)
     return cards, warnings
+
+
+_KEYWORD, _VALUE = itemgetter(0), itemgetter(1)
 
 
 def first_values(cards: list[Card]) -> dict[str, Any]:
     """Keyword -> value of the first card with that keyword, commentary cards left out."""
-    values = {c.keyword: c.value for c in reversed(cards)}
+    backwards = cards[::-1]
+    values = dict(zip(map(_KEYWORD, backwards), map(_VALUE, backwards)))  # in C: every HDU
     for keyword in COMMENTARY:
         values.pop(keyword, None)
     return values
@@ -276,15 +314,12 @@ def read_hdus(stream: BinaryIO, file_size: int) -> list[Hdu]:
             blocks.append(block)
         raw = b"".join(blocks[:-1]) + blocks[-1][:header_end]
         warnings: list[str] = []
-        try:
-            text = raw.decode("ascii")
-        except UnicodeDecodeError as exc:
-            text = raw.decode("latin-1")
-            card_no = exc.start // CARD + 1
+        if not raw.isascii():
+            card_no = next(i for i, byte in enumerate(raw) if byte > 127) // CARD + 1
             warnings.append(
                 f"HDU {len(hdus)}: card {card_no} has non-ASCII bytes (read as Latin-1)"
             )
-        cards, value_warnings = parse_cards(text)
+        cards, value_warnings = parse_cards(raw)
         warnings += [f"HDU {len(hdus)}: {w}" for w in value_warnings]
         data_offset = offset + BLOCK * len(blocks)
         hdu = Hdu(len(hdus), cards, offset, data_offset, 0, warnings)

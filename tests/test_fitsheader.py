@@ -81,6 +81,23 @@ def test_awkward_cards(tmp_path):
     assert cards["LOGIC"] is False and cards["UNDEF"] is None
 
 
+def test_a_header_read_again_from_the_cache_is_the_same(tmp_path):
+    """Known cards skip parsing; long strings and non-FITS values must still be handled."""
+    header = fits.Header()
+    header["LONGSTR"] = "a long string that needs CONTINUE cards " * 4
+    header["EXPTIME"] = 1.199
+    path = tmp_path / "again.fits"
+    fits.PrimaryHDU(np.zeros((2, 2), dtype=np.uint16), header=header).writeto(path)
+    raw = bytearray(path.read_bytes())
+    pos = raw.index(b"EXPTIME =")
+    raw[pos : pos + 80] = b"EXPTIME = 1.2.3 oops".ljust(80)
+    path.write_bytes(bytes(raw))
+    first, again = read_file_hdus(str(path))[0], read_file_hdus(str(path))[0]
+    assert again.cards == first.cards and again.warnings == first.warnings
+    assert again.get("LONGSTR") == header["LONGSTR"]
+    assert any("EXPTIME" in w for w in again.warnings)
+
+
 def test_d_exponent_and_repeated_keywords(tmp_path):
     path = tmp_path / "d.fits"
     fits.PrimaryHDU(np.zeros((2, 2), dtype=np.uint16)).writeto(path)

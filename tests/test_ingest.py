@@ -40,6 +40,36 @@ def test_every_card_is_stored(archive, write_frame, tmp_path):
     assert layouts == {"ALrd120001.fits": "simple", "ALrd120002.fits": "mef"}
 
 
+def cards_stored(db, path) -> int:
+    return count(db, "SELECT count(*) FROM headers JOIN files USING (file_id) WHERE path = ?", str(path))
+
+
+def test_every_card_is_stored_in_each_archive_of_one_process(write_frame, tmp_path):
+    """Readers send each distinct card once per run: a second run, elsewhere, starts afresh."""
+    from nota.archive.database import open_database
+
+    paths = [write_frame("ALrd120001.fits"), write_frame("ALrd120002.fits", mef=True)]
+    expected = [sum(len(h.header) for h in fits.open(p)) for p in paths]
+    for name in ("one.db", "two.db"):
+        db = open_database(tmp_path / name)
+        ingest(db, [tmp_path / "raw"], jobs=1)
+        assert [cards_stored(db, p) for p in paths] == expected
+        db.conn.close()
+
+
+def test_cards_first_read_in_a_file_not_stored_again_still_reach_the_next(
+    archive, write_frame, tmp_path
+):
+    """A touched, unchanged file is read but not re-stored; a new copy shares all its cards."""
+    path = write_frame("ALrd120001.fits")
+    ingest(archive, [tmp_path / "raw"])
+    shutil.copy(path, tmp_path / "raw" / "copy.fits")
+    os.utime(path, ns=(1, 1))
+    report = ingest(archive, [tmp_path / "raw"])
+    assert report.outcomes == {"new": 1, "unchanged": 1}
+    assert cards_stored(archive, tmp_path / "raw" / "copy.fits") == cards_stored(archive, path)
+
+
 def test_simple_and_mef_give_the_same_frame(archive, write_frame, tmp_path):
     write_frame("a.fits", OBJECT="Sky Flat evening", IMAGETYP="OBJECT", EXPTIME=5.0, FBFLTID=78, ALFLTID=0)
     write_frame("b.fits", mef=True, OBJECT="Sky Flat evening", IMAGETYP="OBJECT", EXPTIME=5.0, FBFLTID=78, ALFLTID=0)
