@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO   := demo
 export NOTA_DB ?= $(DEMO)/nota.db
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test bench venv tools clean
 
 $(BIN)/nota: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,14 @@ $(BIN)/nota: pyproject.toml
 
 venv: $(BIN)/nota
 
-# Simulate the built-in night (NOT/ALFOSC, 2008-04-12), index, check, group and reduce it.
-demo: venv
+# astrometry.net (solve-field, build-astrometry-index) from Debian where it is missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+tools:
+	@command -v solve-field >/dev/null || { echo "installing astrometry.net (apt-get) ..."; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq astrometry.net >/dev/null; }
+
+# Simulate the built-in night (NOT/ALFOSC, 2008-04-12), index, check, group, reduce and calibrate it.
+demo: venv tools
 	rm -rf $(DEMO)
 	$(BIN)/nota simulate $(DEMO)
 	$(BIN)/nota --db $(NOTA_DB) ingest $(DEMO)/N1
@@ -28,6 +34,7 @@ demo: venv
 	$(BIN)/nota --db $(NOTA_DB) products
 	$(BIN)/nota --db $(NOTA_DB) calibration
 	$(BIN)/nota --db $(NOTA_DB) photometry ALrd120103.fits
+	$(BIN)/nota --db $(NOTA_DB) photometry stack_GC4496A_R_3x300s_R.fits
 	$(BIN)/nota --db $(NOTA_DB) lineage fzt_ALrd120103.fits
 	@echo
 	@echo "Browse the night:  $(BIN)/nota --db $(NOTA_DB) serve   then open http://127.0.0.1:8001/nota"

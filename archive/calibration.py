@@ -109,8 +109,10 @@ def _observe(row: tuple, colour_index: str | None) -> tuple[StandardObservation 
                                colour=colour), None
 
 
-def calibrate_nights(db: sqlite_utils.Database) -> CalibrationReport:
-    """Fit every night and filter whose standards changed since its last calibration."""
+def calibrate_nights(db: sqlite_utils.Database, only: set[tuple[str, str]] | None = None) -> CalibrationReport:
+    """Fit every night and filter whose standards changed since its last calibration
+    (only these (night, filter) pairs, when given: the reduction calibrates each as soon
+    as its standards are done)."""
     conn = db.conn
     report = CalibrationReport()
     groups: dict[tuple[str, str], list[tuple]] = defaultdict(list)
@@ -122,6 +124,8 @@ def calibrate_nights(db: sqlite_utils.Database) -> CalibrationReport:
         for r in conn.execute("SELECT night, filter, recipe_key FROM calibrations WHERE current = 1")
     }
     for (night, filt), rows in sorted(groups.items()):
+        if only is not None and (night, filt) not in only:
+            continue
         settings = colour_settings(filt)
         key = _key(rows, settings)
         if current.get((night, filt)) == key:

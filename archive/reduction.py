@@ -10,7 +10,8 @@ to date; anything else is stale and rebuilt, so an input changed on disk, a chan
 parameter, an exclusion or a new step version rebuilds exactly what depends on it.
 
 ``run_plan`` builds the masters, the frames, the night's photometric calibration and
-the stacks of series (``STAGES``), in worker processes (or on a Dask cluster). Workers (``nota.archive.steps``) read raw files and write products (to a
+the stacks of series, each as soon as what it needs exists, in worker processes (or on a
+Dask cluster). Workers (``nota.archive.steps``) read raw files and write products (to a
 temporary name, then renamed); only this process writes the database, one transaction
 per product.
 """
@@ -19,15 +20,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import logging
 import multiprocessing
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import sqlite_utils
 
@@ -414,6 +416,9 @@ class _Local:
     def __init__(self, jobs: int):
         self.jobs = jobs
         self.pool = None
+        self.running: dict[Any, Task] = {}
+        self._finished: list[dict] = []  # jobs=1: results of tasks run as they were submitted
+        self._count = itertools.count()
         if jobs > 1:
             # A fork server imports nota once and forks clean workers from it: cheap starts,
             # and none of this process's threads or database handles cross over.
@@ -423,14 +428,22 @@ class _Local:
             )
             self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
 
-    def map(self, tasks: list[Task], masters: dict[str, Any], memory: int, scratch: str) -> Iterator[dict]:
+    def submit(self, task: Task, inputs: dict[str, Any], memory: int, scratch: str) -> None:
         if self.pool is None:
-            for task in tasks:
-                yield execute_task(task, masters, memory, scratch)
-            return
-        futures = [self.pool.submit(execute_task, t, masters, memory, scratch) for t in tasks]
-        for future in futures:
-            yield future.result()
+            self._finished.append(execute_task(task, inputs, memory, scratch))
+            self.running[next(self._count)] = task
+        else:
+            self.running[self.pool.submit(execute_task, task, inputs, memory, scratch)] = task
+
+    def next_result(self) -> dict:
+        """The result of a task that finished (waits for the first to finish)."""
+        if self.pool is None:
+            self.running.pop(next(iter(self.running)))
+            return self._finished.pop(0)
+        finished, _ = wait(self.running, return_when=FIRST_COMPLETED)
+        future = next(iter(finished))
+        del self.running[future]
+        return future.result()
 
     def close(self) -> None:
         if self.pool is not None:
@@ -442,7 +455,7 @@ class _Dask:
 
     def __init__(self, scheduler: str):
         try:
-            from distributed import Client, LocalCluster
+            from distributed import Client, LocalCluster, as_completed
         except ImportError as exc:  # pragma: no cover - distributed is a dependency
             raise NotaError("the Dask scheduler needs the 'distributed' package") from exc
         if scheduler == "local":
@@ -452,13 +465,18 @@ class _Dask:
         else:
             self.cluster = None
             self.client = Client(scheduler)
+        self.running: dict[Any, Task] = {}
+        self._completed = as_completed()
 
-    def map(self, tasks: list[Task], masters: dict[str, Any], memory: int, scratch: str) -> Iterator[dict]:
-        from distributed import as_completed
+    def submit(self, task: Task, inputs: dict[str, Any], memory: int, scratch: str) -> None:
+        future = self.client.submit(execute_task, task, inputs, memory, scratch, pure=False)
+        self.running[future] = task
+        self._completed.add(future)
 
-        futures = [self.client.submit(execute_task, t, masters, memory, scratch, pure=False) for t in tasks]
-        for future in as_completed(futures):
-            yield future.result()
+    def next_result(self) -> dict:
+        future = next(self._completed)
+        del self.running[future]
+        return future.result()
 
     def close(self) -> None:
         self.client.close()
@@ -475,7 +493,13 @@ def run_plan(
     scheduler: str | None = None,
     on_task: Callable[[int, int], None] | None = None,
 ) -> RunReport:
-    """Build what the plan says is missing, in the order of ``STAGES``."""
+    """Build what the plan says is missing, each product as soon as what it needs exists.
+
+    A task is handed to a worker once the products it needs are made (a frame once its
+    night's masters are; a stack once its exposures are) and, for a science frame, once
+    its night and filter are calibrated, which happens here as soon as that night's
+    standards in that filter are reduced. So no worker waits for a whole stage to end.
+    """
     report = RunReport(up_to_date=len(plan.up_to_date))
     root = Path(options.products_root)
     _clean_temporaries(root)
@@ -486,44 +510,59 @@ def run_plan(
     for task in plan.impossible:
         _record_failure(conn, task, task.failure)
         report.failed.append((task.output, task.failure))
-    runner = _Dask(scheduler) if scheduler else _Local(jobs or os.cpu_count() or 1)
-    done, total = 0, len(plan.to_build)
+    workers = jobs or os.cpu_count() or 1
+    runner = _Dask(scheduler) if scheduler else _Local(workers)
+    pending = list(plan.to_build)  # in plan order: masters first
+    by_key = {t.key: t for t in pending}
+    given: dict[str, dict] = {}  # what each submitted task was handed
     calibrations: dict[tuple, dict] = {}
+    calibrated: set[tuple] = set()
+    done, total = 0, len(pending)
+    scratch = str(root / ".scratch")
     try:
-        for stage, selects in STAGES:
-            if stage == "photometric_calibration":
-                if options.photometry:
-                    calibrations = _calibrate(db, report)
-                continue
-            ready = []
-            for task in (t for t in plan.to_build if t.kind == stage and selects(t)):
-                missing = [role for role, key in task.needs.items() if key not in known]
-                if missing:
-                    message = f"{os.path.basename(task.output)}: its {', '.join(missing)} could not be made"
+        while pending or runner.running:
+            before = (len(pending), len(calibrated))
+            if options.photometry:
+                _calibrate_ready(db, report, pending, runner.running.values(), calibrated, calibrations)
+            coming = {t.key for t in pending} | {t.key for t in runner.running.values()}
+            waiting = []
+            for task in pending:
+                lost = [role for role, key in task.needs.items() if key not in known and key not in coming]
+                if lost:
+                    message = f"{os.path.basename(task.output)}: its {', '.join(lost)} could not be made"
                     _record_failure(conn, task, message)
                     report.failed.append((task.output, message))
                     done += 1
-                    continue
-                ready.append(task)
-            by_key = {t.key: t for t in ready}
-            masters_for = {t.key: _inputs_of(t, known, calibrations) for t in ready}
-            # Masters are few and big: fewer at once keeps memory within the budget.
-            memory = options.memory_bytes if stage == "reduced" else options.memory_bytes // max(1, min(len(ready), jobs or 1))
-            results = _run_stage(runner, ready, masters_for, memory, str(root / ".scratch"))
-            for result in results:
-                task = by_key[result["key"]]
-                report.worker_cpu_seconds += result.get("cpu_seconds", 0.0)
-                report.worker_peak_rss_mb = max(report.worker_peak_rss_mb, result.get("peak_rss_mb", 0.0))
-                if result["error"]:
-                    _record_failure(conn, task, result["error"], result)
-                    report.failed.append((task.output, result["error"]))
+                elif all(key in known for key in task.needs.values()) and (
+                        not _waits_for_standards(task) or (task.night, task.filter) in calibrated):
+                    # Masters are big: a share of the memory budget each, as several combine at once.
+                    memory = options.memory_bytes if task.kind in ("reduced", "stack") else options.memory_bytes // workers
+                    given[task.key] = _inputs_of(task, known, calibrations)
+                    runner.submit(task, given[task.key], memory, scratch)
                 else:
-                    _record_product(db, task, result, masters_for[task.key])
-                    known[task.key] = task.output
-                    report.built.append({"kind": task.kind, "path": task.output, "key": task.key})
-                done += 1
-                if on_task:
-                    on_task(done, total)
+                    waiting.append(task)
+            pending = waiting
+            if not runner.running:
+                if (len(pending), len(calibrated)) == before:  # nothing can move any more
+                    for task in pending:
+                        _record_failure(conn, task, f"{os.path.basename(task.output)}: could not be scheduled")
+                        report.failed.append((task.output, "could not be scheduled"))
+                    pending = []
+                continue
+            result = runner.next_result()
+            task = by_key[result["key"]]
+            report.worker_cpu_seconds += result.get("cpu_seconds", 0.0)
+            report.worker_peak_rss_mb = max(report.worker_peak_rss_mb, result.get("peak_rss_mb", 0.0))
+            if result["error"]:
+                _record_failure(conn, task, result["error"], result)
+                report.failed.append((task.output, result["error"]))
+            else:
+                _record_product(db, task, result, given[task.key])
+                known[task.key] = task.output
+                report.built.append({"kind": task.kind, "path": task.output, "key": task.key})
+            done += 1
+            if on_task:
+                on_task(done, total)
     finally:
         runner.close()
     return report
@@ -533,28 +572,25 @@ def _waits_for_standards(task: Task) -> bool:
     return "photometry" in task.params
 
 
-# The order products are made in: masters, the frames that need no photometric
-# calibration (the standards among them), the night's calibration from those standards,
-# the frames that get PHOTZP from it, then the stacks of series.
-STAGES: tuple[tuple[str, Callable[[Task], bool]], ...] = (
-    ("master_bias", lambda t: True),
-    ("master_flat", lambda t: True),
-    ("reduced", lambda t: not _waits_for_standards(t)),
-    ("photometric_calibration", lambda t: True),
-    ("reduced", _waits_for_standards),
-    ("stack", lambda t: True),
-)
-
-
-def _calibrate(db: sqlite_utils.Database, report: RunReport) -> dict[tuple, dict]:
-    """Fit each night's photometric solution from its standards (only what changed)."""
-    made = calibrate_nights(db)
+def _calibrate_ready(db, report: RunReport, pending: list[Task], running: Iterable[Task],
+                     calibrated: set[tuple], calibrations: dict[tuple, dict]) -> None:
+    """Fit each night and filter whose standards are all reduced (or failed), once."""
+    unfinished = {(t.night, t.filter) for t in [*pending, *running]
+                  if t.kind == "reduced" and not _waits_for_standards(t)}  # standards, among others
+    wanted = {(t.night, t.filter) for t in pending if _waits_for_standards(t)} - calibrated
+    ready = wanted - unfinished
+    if not ready:
+        return
+    made = calibrate_nights(db, only=ready)
     report.calibrations.extend(made.made)
     report.failed.extend((f"calibration {where}", why) for where, why in made.failed)
     cursor = db.conn.execute("SELECT calibration_id, night, filter, zp, zp_err, k, k_err, cov_zp_k"
                              " FROM calibrations WHERE current = 1")
     columns = [d[0] for d in cursor.description]
-    return {(row[1], row[2]): dict(zip(columns, row)) for row in cursor}
+    for row in cursor:
+        if (row[1], row[2]) in ready:
+            calibrations[(row[1], row[2])] = dict(zip(columns, row))
+    calibrated |= ready
 
 
 def _inputs_of(task: Task, known: dict[str, str], calibrations: dict[tuple, dict]) -> dict[str, Any]:
@@ -564,15 +600,6 @@ def _inputs_of(task: Task, known: dict[str, str], calibrations: dict[tuple, dict
     if _waits_for_standards(task) and (task.night, task.filter) in calibrations:
         inputs["calibration"] = calibrations[(task.night, task.filter)]
     return inputs
-
-
-def _run_stage(runner, tasks: list[Task], masters_for: dict[str, dict], memory: int, scratch: str) -> Iterator[dict]:
-    """Tasks of one stage share no inputs but masters; group them by the masters they need."""
-    groups: dict[str, list[Task]] = {}
-    for task in tasks:
-        groups.setdefault(json.dumps(masters_for[task.key], sort_keys=True), []).append(task)
-    for encoded, members in groups.items():
-        yield from runner.map(members, json.loads(encoded), memory, scratch)
 
 
 def _activity(conn, task: Task, status: str, message: str | None, result: dict | None) -> int:

@@ -155,6 +155,8 @@ def solve(sources: Sources, shape: tuple[int, int], *, index_dir: Path, ra: floa
             log.info("no astrometric solution: %s", done.stdout.strip()[-300:])
             return None
         header = fits.getheader(solution)
+    # The .wcs file is a header without an image (NAXIS 0): say the WCS is for a 2-d one.
+    header["NAXIS"] = 2
     return WCS(header)
 
 
