@@ -24,7 +24,9 @@ from nota.archive import provenance
 from nota.archive.database import transaction
 from nota.errors import FitsError, NotaError
 from nota.instruments import Profile, load_profile
-from nota.parallel import map_in_processes
+from nota.parallel import import_modules, map_in_processes
+from nota.reduce.plots import IMPORTS as PLOT_IMPORTS
+from nota.reduce.preview import IMPORTS as PREVIEW_IMPORTS
 from nota.reduce.preview import THUMB_SIZE, VIEW_SIZE, cmap_for, preview_png
 from nota.reduce.rawdata import map_pixels
 from nota.reduce.sections import binned, to_slices
@@ -186,7 +188,9 @@ def _safe_measure(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def _measure_all(tasks: list[dict[str, Any]], jobs: int | None) -> Iterator[dict[str, Any]]:
-    return map_in_processes(_safe_measure, tasks, jobs=jobs, parallel_from=8, chunksize=2)
+    return map_in_processes(
+        _safe_measure, tasks, jobs=jobs, parallel_from=8, chunksize=2, preload=PREVIEW_IMPORTS
+    )
 
 
 def run_qc(
@@ -210,6 +214,8 @@ def run_qc(
     try:
         rows = []
         for n, result in enumerate(_measure_all(tasks, jobs), 1):
+            if n == 1:  # the workers are busy from now on: load the night plot's code meanwhile
+                import_modules(PLOT_IMPORTS)
             if "error" in result:
                 report.failed.append(result["error"])
             else:

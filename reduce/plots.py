@@ -36,6 +36,7 @@ HISTOGRAM_HALF_WIDTH = 50  # ADU either side of the common median, in 1-ADU bins
 HISTOGRAM_SAMPLE = 2  # every 2nd pixel each way: a quarter of a 2k frame is a smooth histogram
 EXCLUDED_COLOUR = "tab:red"
 NEUTRAL = tuple(c / 255 for c in NEUTRAL_RGB)
+IMPORTS = ("matplotlib.figure", "matplotlib.backends.backend_agg")  # imported on first use
 NIGHT_MARGINS = {"left": 0.09, "right": 0.98, "bottom": 0.12, "top": 0.92}  # fit its labels at 800 x 400
 
 

@@ -38,6 +38,7 @@ FLAT_PREVIEW_KINDS = frozenset({"dome_flat", "sky_flat", "master_flat"})
 # Slate grey: on neither the gray nor the inferno ramp, so "no data" never reads as a level.
 NEUTRAL_RGB = (112, 128, 144)
 ZSCALE_GRID = 4096  # pixels sampled on a regular grid before ZScaleInterval's own 1000
+IMPORTS = ("astropy.visualization", "matplotlib")  # imported on first use; pools preload them
 
 
 def cmap_for(kind: str) -> str:
