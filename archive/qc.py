@@ -24,8 +24,7 @@ from nota.archive import provenance
 from nota.archive.database import transaction
 from nota.errors import FitsError, NotaError
 from nota.instruments import Profile, load_profile
-from nota.parallel import import_modules, map_in_processes
-from nota.reduce.plots import IMPORTS as PLOT_IMPORTS
+from nota.parallel import map_in_processes
 from nota.reduce.preview import IMPORTS as PREVIEW_IMPORTS
 from nota.reduce.preview import THUMB_SIZE, VIEW_SIZE, cmap_for, preview_png
 from nota.reduce.rawdata import map_pixels
@@ -214,8 +213,6 @@ def run_qc(
     try:
         rows = []
         for n, result in enumerate(_measure_all(tasks, jobs), 1):
-            if n == 1:  # the workers are busy from now on: load the night plot's code meanwhile
-                import_modules(PLOT_IMPORTS)
             if "error" in result:
                 report.failed.append(result["error"])
             else:

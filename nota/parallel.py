@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 T = TypeVar("T")
 R = TypeVar("R")
 
-__all__ = ["import_modules", "map_in_processes"]
+__all__ = ["map_in_processes"]
 
 
 def map_in_processes(
@@ -45,16 +45,11 @@ def map_in_processes(
         with threadpool_limits(limits=1, user_api="blas"):
             yield from map(function, items)
         return
-    import_modules(preload)
+    for module in preload:
+        importlib.import_module(module)
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker) as pool:
         yield from pool.map(function, items, chunksize=chunksize)
-
-
-def import_modules(names: Iterable[str]) -> None:
-    """Import modules now, ahead of the code that needs them (a worker or a later step)."""
-    for name in names:
-        importlib.import_module(name)
 
 
 # glibc's mallopt parameters (malloc.h) and the sizes a worker keeps for reuse.
