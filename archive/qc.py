@@ -157,7 +157,7 @@ def _measure(task: dict[str, Any]) -> dict[str, Any]:
         "pattern_json": None,
         "bright_sources": None,
     }
-    # Pictures for the catalogue, from every few pixels (about 512 a side) of the section.
+    # Pictures for the catalogue, from every few pixels of the section (384 to 768 a side).
     step = max(1, max(section.shape) // VIEW_SIZE)
     view = np.asarray(section[::step, ::step])
     cmap = cmap_for(task["kind"])
