@@ -57,25 +57,17 @@ def frame_statistics(
     robust spread come from a histogram of every ``sample``-th pixel in each direction
     (exact when ``sample`` is 1): a 1-in-16 sample of a 2k x 2k frame still has a quarter
     of a million pixels, and a histogram of all of them costs more than the rest together.
-    The figures over every pixel are summed a band of rows at a time (``row_bands``), so a
-    ``LazyImage`` is converted band by band and never as a whole.
+    One pass over the pixels a band of rows at a time (``row_bands``) gives the sums and
+    the sample, so a ``LazyImage`` is converted band by band and never as a whole.
     """
     if data.size == 0:
         raise ValueError("empty section")
     if not np.issubdtype(data.dtype, np.integer):
         return _float_statistics(np.asarray(data), saturation, sample)
-    subsampled = data.ndim == 2 and sample > 1
-    flat = np.asarray(data[::sample, ::sample] if subsampled else data).ravel()
-    if np.issubdtype(flat.dtype, np.unsignedinteger) and flat.dtype.itemsize <= 2:
-        low, counts = 0, np.bincount(flat)  # 16-bit data: the histogram is at most 65536 long
-    else:
-        low = int(flat.min())
-        counts = np.bincount(flat.astype(np.int64) - low)
-    robust = histogram_statistics(counts, low, saturation)
-    if not subsampled:
-        return robust
+    if data.ndim != 2 or sample == 1:
+        return _integer_histogram_statistics(np.asarray(data).ravel(), saturation)
     accumulator = np.uint64 if np.issubdtype(data.dtype, np.unsignedinteger) else np.int64
-    total, lowest, highest, saturated = 0, None, None, 0
+    total, lowest, highest, saturated, row, sampled = 0, None, None, 0, 0, []
     for band in row_bands(data):
         total += int(band.sum(dtype=accumulator))
         band_low, band_high = band.min(), band.max()
@@ -83,10 +75,21 @@ def frame_statistics(
         highest = band_high if highest is None else max(highest, band_high)
         if band_high >= saturation:  # most bands hold no saturated pixel: no comparison
             saturated += int(np.count_nonzero(band >= saturation))
+        sampled.append(band[-row % sample :: sample, ::sample].copy())  # rows 0, sample, ...
+        row += band.shape[0]
+    robust = _integer_histogram_statistics(np.concatenate(sampled).ravel(), saturation)
     n = int(data.size)
     return FrameStatistics(
         n, total / n, robust.median, robust.std, float(lowest), float(highest), saturated / n
     )
+
+
+def _integer_histogram_statistics(values: np.ndarray, saturation: float) -> FrameStatistics:
+    """Statistics of integers from their histogram."""
+    if np.issubdtype(values.dtype, np.unsignedinteger) and values.dtype.itemsize <= 2:
+        return histogram_statistics(np.bincount(values), 0, saturation)  # at most 65536 long
+    low = int(values.min())
+    return histogram_statistics(np.bincount(values.astype(np.int64) - low), low, saturation)
 
 
 def _float_statistics(values: np.ndarray, saturation: float, sample: int) -> FrameStatistics:
