@@ -4,12 +4,13 @@ Ingest and quality control read many files and touch no database in their worker
 process pool pays off once there are enough files; below that, the work stays in this
 process. Workers are forked: they inherit the loaded modules and profiles, and modules that
 only the work imports (lazily, to keep the CLI quick) can be preloaded here once rather than
-imported again in every worker. Each worker (and
-the work when it stays here) keeps numpy's BLAS to one thread: the pool already fills the
-cores, and BLAS threads on top of it fight over them (a 65536-long dot product takes 7 ms
-instead of 30 us on two busy cores). A worker also keeps the memory it frees (glibc): one
-file after another needs the same temporaries, and memory handed back to the kernel is
-faulted in again page by page on the next file.
+imported again in every worker.
+
+Each worker (and the work when it stays here) keeps numpy's BLAS to one thread: the pool
+already fills the cores, and BLAS threads on top of it fight over them (a 65536-long dot
+product takes 7 ms instead of 30 us on two busy cores). A worker also keeps the memory it
+frees (glibc): one file after another needs the same temporaries, and memory handed back to
+the kernel is faulted in again page by page on the next file.
 """
 
 from __future__ import annotations

@@ -32,6 +32,13 @@ BAND_ROWS = 128  # 128 rows of a 2k frame as 16-bit integers: 560 kB, about a co
 _DTYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 
 
+def _dtype(path: str, bitpix: int) -> str:
+    """The numpy type of a FITS data unit as stored (big-endian)."""
+    if bitpix not in _DTYPES:
+        raise FitsError(f"{path}: unsupported BITPIX {bitpix}")
+    return _DTYPES[bitpix]
+
+
 def read_through_astropy(path: str, hdu: int) -> np.ndarray:
     """A gzipped or tile-compressed image, decompressed by astropy; integers stay integers."""
     with fits.open(path, memmap=False) as hdul:
@@ -45,9 +52,7 @@ def read_through_astropy(path: str, hdu: int) -> np.ndarray:
 
 def read_stored(path: str, data_offset: int, naxis1: int, naxis2: int, bitpix: int) -> np.ndarray:
     """An uncompressed image exactly as stored (big-endian, BZERO not applied): one read."""
-    dtype = _DTYPES.get(bitpix)
-    if dtype is None:
-        raise FitsError(f"{path}: unsupported BITPIX {bitpix}")
+    dtype = _dtype(path, bitpix)
     count = naxis1 * naxis2
     with open(path, "rb") as stream:  # read-only
         stream.seek(data_offset)
@@ -118,9 +123,7 @@ def map_pixels(path: str, layout: str, hdu: int, data_offset: int, naxis1: int, 
     by astropy when ``layout`` says gzip or tile compression."""
     if layout not in ("simple", "mef"):
         return read_through_astropy(path, hdu)
-    dtype = _DTYPES.get(bitpix)
-    if dtype is None:
-        raise FitsError(f"{path}: unsupported BITPIX {bitpix}")
+    dtype = _dtype(path, bitpix)
     if os.path.getsize(path) < data_offset + naxis1 * naxis2 * abs(bitpix) // 8:
         raise FitsError(f"{path}: data unit shorter than {naxis1} x {naxis2} pixels")
     stored = np.memmap(path, dtype=dtype, mode="r", offset=data_offset, shape=(naxis2, naxis1))
