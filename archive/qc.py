@@ -25,8 +25,9 @@ from nota.archive.database import transaction
 from nota.errors import FitsError, NotaError
 from nota.instruments import Profile, load_profile
 from nota.parallel import map_in_processes
+from nota.reduce.preview import IMPORTS as PREVIEW_IMPORTS
 from nota.reduce.preview import THUMB_SIZE, VIEW_SIZE, cmap_for, preview_png
-from nota.reduce.rawdata import read_pixels
+from nota.reduce.rawdata import map_pixels
 from nota.reduce.sections import binned, to_slices
 from nota.reduce.statistics import (
     MAD_TO_SIGMA,
@@ -126,19 +127,20 @@ def _measure(task: dict[str, Any]) -> dict[str, Any]:
     """Figures of one frame; runs in a worker process, touches no database."""
     profile = load_profile(task["profile"]) if task.get("profile") else None
     saturation = float(profile.detector["saturation"]) if profile else 65535.0
-    data = read_pixels(
+    # Mapped, not read: every pixel is looked at once, in bands, or only in samples.
+    image = map_pixels(
         task["path"], task["layout"], task["data_hdu"], task["data_offset"], task["naxis1"],
         task["naxis2"], task["bitpix"], task["bzero"] or 0.0, task["bscale"] or 1.0,
     )
     useful, overscan = _sections(task, profile)
-    if not _fits_inside(useful, data.shape):
-        useful = f"[1:{data.shape[1]},1:{data.shape[0]}]"  # a window: measure all of it
+    if not _fits_inside(useful, image.shape):
+        useful = f"[1:{image.shape[1]},1:{image.shape[0]}]"  # a window: measure all of it
         overscan = None
-    section = data[to_slices(useful)]
+    section = image[to_slices(useful)]
     stats = frame_statistics(section, saturation, sample=STATISTICS_SAMPLE)
     bias_level = None
-    if _fits_inside(overscan, data.shape):
-        bias_level = frame_statistics(data[to_slices(overscan)], saturation).median
+    if _fits_inside(overscan, image.shape):
+        bias_level = frame_statistics(image[to_slices(overscan)], saturation).median
     result = {
         "file_id": task["file_id"],
         "content_hash": task["content_hash"],
@@ -155,9 +157,9 @@ def _measure(task: dict[str, Any]) -> dict[str, Any]:
         "pattern_json": None,
         "bright_sources": None,
     }
-    # Pictures for the catalogue, from a view of about 512 pixels: no second read.
+    # Pictures for the catalogue, from every few pixels of the section (384 to 768 a side).
     step = max(1, max(section.shape) // VIEW_SIZE)
-    view = section[::step, ::step]
+    view = np.asarray(section[::step, ::step])
     cmap = cmap_for(task["kind"])
     result["previews"] = {
         "thumb": preview_png(view, max_size=THUMB_SIZE, cmap=cmap),
@@ -185,7 +187,9 @@ def _safe_measure(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def _measure_all(tasks: list[dict[str, Any]], jobs: int | None) -> Iterator[dict[str, Any]]:
-    return map_in_processes(_safe_measure, tasks, jobs=jobs, parallel_from=8, chunksize=2)
+    return map_in_processes(
+        _safe_measure, tasks, jobs=jobs, parallel_from=8, chunksize=2, preload=PREVIEW_IMPORTS
+    )
 
 
 def run_qc(

@@ -2,15 +2,27 @@
 
 Ingest and quality control read many files and touch no database in their workers, so a
 process pool pays off once there are enough files; below that, the work stays in this
-process. Workers are forked: they inherit the loaded modules and profiles.
+process. Workers are forked: they inherit the loaded modules and profiles, and modules that
+only the work imports (lazily, to keep the CLI quick) can be preloaded here once rather than
+imported again in every worker.
+
+Each worker (and the work when it stays here) keeps numpy's BLAS to one thread: the pool
+already fills the cores, and BLAS threads on top of it fight over them (a 65536-long dot
+product takes 7 ms instead of 30 us on two busy cores). A worker also keeps the memory it
+frees (glibc): one file after another needs the same temporaries, and memory handed back to
+the kernel is faulted in again page by page on the next file.
 """
 
 from __future__ import annotations
 
+import ctypes
+import importlib
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
+
+from threadpoolctl import threadpool_limits
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -25,12 +37,34 @@ def map_in_processes(
     jobs: int | None = None,
     parallel_from: int = 8,
     chunksize: int = 1,
+    preload: Iterable[str] = (),
 ) -> Iterator[R]:
-    """``map(function, items)`` in ``jobs`` processes (default: the cores) when worth it."""
+    """``map(function, items)`` in ``jobs`` processes (default: the cores) when worth it;
+    ``preload`` names modules to import before the workers fork."""
     jobs = jobs or os.cpu_count() or 1
     if jobs <= 1 or len(items) < parallel_from:
-        yield from map(function, items)
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield from map(function, items)
         return
+    for module in preload:
+        importlib.import_module(module)
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker) as pool:
         yield from pool.map(function, items, chunksize=chunksize)
+
+
+# glibc's mallopt parameters (malloc.h) and the sizes a worker keeps for reuse.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_KEEP_BLOCKS_UP_TO, _KEEP_FREE_UP_TO = 32 << 20, 64 << 20
+
+
+def _start_worker() -> None:
+    threadpool_limits(limits=1, user_api="blas")
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc: its allocator has its own policy
+        return
+    # Blocks under 32 MB from the heap rather than their own mapping, and up to 64 MB of
+    # free heap kept: a preview's megabyte of temporaries is then reused, not faulted in.
+    mallopt(_M_MMAP_THRESHOLD, _KEEP_BLOCKS_UP_TO)
+    mallopt(_M_TRIM_THRESHOLD, _KEEP_FREE_UP_TO)

@@ -15,6 +15,7 @@ from nota.reduce.preview import (
     block_average,
     cmap_for,
     preview_png,
+    zscale,
     zscale_limits,
 )
 
@@ -88,6 +89,17 @@ def test_zscale_ignores_masked_and_non_finite_pixels():
     assert SKY - 10 * NOISE < low < SKY < high < SKY + 10 * NOISE
     with pytest.raises(ValueError):
         zscale_limits(data, np.ones(data.shape, bool))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_zscale_is_astropys(seed):
+    from astropy.visualization import ZScaleInterval
+
+    rng = np.random.default_rng(seed)
+    data = rng.normal(SKY, NOISE * (seed + 1), 300 + 700 * seed)
+    data[:: 17 + seed] = 60000.0  # stars and cosmic rays to clip
+    expected = ZScaleInterval().get_limits(data.copy())
+    np.testing.assert_allclose(zscale(data), expected, rtol=1e-9)
 
 
 def test_masked_and_missing_regions_are_neutral():

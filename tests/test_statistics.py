@@ -59,3 +59,26 @@ def test_sampled_statistics():
     assert s.median == np.median(sample)
     assert s.std == pytest.approx(MAD_TO_SIGMA * np.median(np.abs(sample - np.median(sample))))
     assert s.std == pytest.approx(150, rel=0.05)
+
+
+def test_a_mapped_frame_gives_the_same_figures(tmp_path):
+    """qc's lazily converted, band-by-band view of a file equals reading it whole."""
+    from astropy.io import fits
+
+    from nota.reduce.rawdata import map_pixels, read_pixels
+
+    rng = np.random.default_rng(11)
+    data = rng.normal(20000, 150, (301, 257)).astype(np.uint16)  # bands and samples end unevenly
+    data[7, 9] = 65535
+    path = tmp_path / "frame.fits"
+    fits.PrimaryHDU(data).writeto(path)  # uint16: BITPIX 16, BZERO 32768
+    with fits.open(path) as hdul:
+        offset, header = hdul[0].fileinfo()["datLoc"], hdul[0].header
+    args = (str(path), "simple", 0, offset, 257, 301, header["BITPIX"], header["BZERO"], 1.0)
+    whole, mapped = read_pixels(*args), map_pixels(*args)
+    np.testing.assert_array_equal(np.asarray(mapped), data)
+    np.testing.assert_array_equal(whole, data)
+    section = (slice(3, 290), slice(5, 250))
+    for sample in (1, 3, 4):
+        assert frame_statistics(mapped[section], 65535, sample) == frame_statistics(data[section], 65535, sample)
+    np.testing.assert_array_equal(illumination_pattern(mapped[::4, ::4]), illumination_pattern(data[::4, ::4]))
