@@ -26,6 +26,7 @@ import logging
 import multiprocessing
 import os
 import re
+import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from nota.archive.database import transaction
 from nota.archive.selections import selected_file_ids, selection_condition
 from nota.archive.steps import STEP_VERSIONS, TMP_PREFIX, RawInput, Task, execute_task
 from nota.errors import NotaError
+from nota.parallel import start_worker
 from nota.instruments import Profile, available_profiles, load_profile
 from nota.reduce.airmass import mid_exposure_airmass
 from nota.reduce.cosmics import CosmicsParameters
@@ -410,6 +412,18 @@ def _clean_temporaries(root: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
+def _worker_context():
+    """How worker processes start: forked from this process when it runs no other thread
+    (instant: nota is already imported), else from a fork server that imports nota once
+    (a thread, such as a progress bar's, holding a lock at the fork would leave it held in
+    the child). Either way no database handle is used by a worker."""
+    if threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["nota.archive.steps", "matplotlib.figure", "matplotlib.backends.backend_agg"])
+    return context
+
+
 class _Local:
     """Runs tasks in local worker processes (or in this process for jobs=1)."""
 
@@ -420,13 +434,8 @@ class _Local:
         self._finished: list[dict] = []  # jobs=1: results of tasks run as they were submitted
         self._count = itertools.count()
         if jobs > 1:
-            # A fork server imports nota once and forks clean workers from it: cheap starts,
-            # and none of this process's threads or database handles cross over.
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(
-                ["nota.archive.steps", "matplotlib.figure", "matplotlib.backends.backend_agg"]
-            )
-            self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+            self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(),
+                                            initializer=start_worker)
 
     def submit(self, task: Task, inputs: dict[str, Any], memory: int, scratch: str) -> None:
         if self.pool is None:

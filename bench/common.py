@@ -16,6 +16,17 @@ def peak_rss_mb() -> float:
     return max(own, children) / 1024
 
 
+def own_peak_rss_mb() -> float:
+    """This process's peak memory alone."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def own_cpu_seconds() -> float:
+    """CPU time of this process alone."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
+
+
 def cpu_seconds() -> float:
     """CPU time of this process and its waited-for children."""
     own = resource.getrusage(resource.RUSAGE_SELF)

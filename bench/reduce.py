@@ -27,7 +27,7 @@ import time
 import warnings
 from pathlib import Path
 
-from common import cpu_seconds, peak_rss_mb, run_child
+from common import cpu_seconds, own_cpu_seconds, own_peak_rss_mb, peak_rss_mb, run_child
 
 
 def lists(db_path: Path) -> dict:
@@ -109,7 +109,7 @@ def run_nota(db_path: Path, out: Path, small: bool) -> dict:
     report = run_plan(db, plan_reduction(db, options), options)
     assert not report.failed, report.failed
     written = sum(p.stat().st_size for p in out.rglob("*.fits"))
-    # Workers come from a fork server, not from this process: they report their own use.
+    # Workers (forked from this process or from a fork server) report their own use.
     return {"bytes_written": written, "products": len(report.built),
             "worker_cpu": report.worker_cpu_seconds, "worker_peak_mb": report.worker_peak_rss_mb}
 
@@ -133,12 +133,17 @@ def run_floor(db_path: Path, out: Path, small: bool) -> dict:
 
 
 def child(which: str, db_path: Path, out: Path, small: bool) -> None:
-    t0, c0 = time.perf_counter(), cpu_seconds()
+    t0, c0, own0 = time.perf_counter(), cpu_seconds(), own_cpu_seconds()
     result = {"peer": run_peer, "nota": run_nota, "floor": run_floor}[which](db_path, out, small)
     result["wall"] = time.perf_counter() - t0
-    result["cpu"] = cpu_seconds() - c0 + result.pop("worker_cpu", 0.0)
-    # Conservatively, every worker at its peak at once, beside this process.
-    result["peak_rss_mb"] = peak_rss_mb() + (os.cpu_count() or 1) * result.pop("worker_peak_mb", 0.0)
+    if "worker_cpu" in result:
+        # nota: this process and what its workers report (whether or not they were its
+        # children, so counted once); conservatively, every worker at its peak at once.
+        result["cpu"] = own_cpu_seconds() - own0 + result.pop("worker_cpu")
+        result["peak_rss_mb"] = own_peak_rss_mb() + (os.cpu_count() or 1) * result.pop("worker_peak_mb")
+    else:
+        result["cpu"] = cpu_seconds() - c0
+        result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
 
 

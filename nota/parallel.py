@@ -49,7 +49,7 @@ def map_in_processes(
     for module in preload:
         importlib.import_module(module)
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=start_worker) as pool:
         yield from pool.map(function, items, chunksize=chunksize)
 
 
@@ -58,7 +58,8 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _KEEP_BLOCKS_UP_TO, _KEEP_FREE_UP_TO = 32 << 20, 64 << 20
 
 
-def _start_worker() -> None:
+def start_worker() -> None:
+    """Set up a worker process: BLAS to one thread, freed memory kept for the next file."""
     threadpool_limits(limits=1, user_api="blas")
     try:
         mallopt = ctypes.CDLL(None).mallopt
