@@ -148,7 +148,7 @@ def calibrate_nights(db: sqlite_utils.Database, only: set[tuple[str, str]] | Non
                                  colour_index=settings.colour_index, colour_term=settings.colour_term,
                                  options=settings.options)
             plot = plot_fit_png(fit, [o for _, o in observations])
-        except (CalibrationError, NotaError, ValueError) as exc:
+        except (CalibrationError, NotaError, ValueError, KeyError) as exc:  # KeyError: a filter the table lacks
             with conn:
                 provenance.finish_activity(conn, activity_id, "failed", str(exc))
             report.failed.append((f"{night}/{filt}", str(exc)))

@@ -87,7 +87,10 @@ def measure_frame(db: sqlite_utils.Database, frame: str, *, nsigma: float = 5.0,
     measured = measure_stars(ccd, list(zip(found.x, found.y)))
     x_airmass = float(airmass or ccd.header.get("AIRMASS") or 1.0)
     per_count = None
-    described = resolve_filter(filt) if filt else None
+    try:
+        described = resolve_filter(filt) if filt else None
+    except KeyError:  # a filter the profile's table lacks: magnitudes, but no line flux
+        described = None
     if fit is not None and described is not None and described.fwhm_nm and described.fwhm_nm < NARROW_NM:
         # A narrow band is a top-hat of its tabulated centre and width (as its passband is).
         per_count = line_flux_per_count(fit.zp, fit.k, x_airmass, described.centre_nm * 10, described.fwhm_nm * 10)

@@ -96,3 +96,16 @@ def test_a_colour_term_given_in_the_profile_is_used(calibrated, night, tmp_path,
     before = {c["filter"]: c for c in list_calibrations(calibrated[0])}["R"]
     assert r["zp"] == pytest.approx(before["zp"] + 0.03 * 0.334, abs=0.002)
     assert r["k"] == pytest.approx(night[1]["R"][1], abs=0.02)
+
+
+def test_a_filter_the_table_lacks_fails_alone(calibrated, tmp_path):
+    """Standards in a filter nota has no passband for: that night/filter fails with a
+    message, the others stay calibrated (no traceback)."""
+    path = copy_database(calibrated[0], tmp_path / "unknown.db")
+    db = open_database(path)
+    db.conn.execute("UPDATE products SET filter = 'Z_unknown' WHERE kind = 'reduced' AND filter = 'R'"
+                    " AND file_id IN (SELECT file_id FROM frames WHERE kind = 'standard')")
+    report = calibrate_nights(db)
+    assert [where for where, _ in report.failed] == ["2008-04-12/Z_unknown"]
+    assert "Z_unknown" in report.failed[0][1]
+    assert report.up_to_date == 2
