@@ -10,12 +10,14 @@ Bad files are rejected one by one, with a reason, and the batch goes on.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 import threading
 import uuid
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -280,6 +282,21 @@ def _read_all(
     return map_in_processes(_read, tasks, jobs=jobs, parallel_from=PARALLEL_FROM, chunksize=8)
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Ingest makes hundreds of thousands of short-lived objects and no reference cycles;
+    the cyclic collector, set off by the allocations, would walk every object the process
+    holds over and over (a fifth of the indexing time in a process that has done other
+    work). Reference counting still frees everything as it goes."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def ingest(
     db: sqlite_utils.Database,
     paths: Iterable[str | Path],
@@ -294,6 +311,12 @@ def ingest(
     are then not recognised and provenance has no content hashes. ``jobs`` worker
     processes read the files (default: the cores); only this process writes the database.
     """
+    with _no_cycle_collection():
+        return _ingest(db, paths, hash_content=hash_content, jobs=jobs, on_file=on_file)
+
+
+def _ingest(db: sqlite_utils.Database, paths: Iterable[str | Path], *, hash_content: bool,
+            jobs: int | None, on_file: Callable[[int, int, str], None] | None) -> IngestReport:
     roots = [str(Path(p).absolute()) for p in paths]
     files = list(iter_fits(roots))
     conn = db.conn
