@@ -71,10 +71,22 @@ def series_transforms(frames: Sequence[CCDData], reference: int = 0) -> list:
             continue
         try:
             transform, _ = astroalign.find_transform(_filled(ccd), target)
-        except (astroalign.MaxIterError, ValueError) as exc:
-            raise NotaError(f"frame {i} of the series cannot be aligned: {exc}") from exc
+        except (astroalign.MaxIterError, ValueError):
+            # Cosmic rays outnumbering the stars (long narrow-band exposures not yet
+            # cleaned) leave no matching triangles: a 3x3 median removes single-pixel
+            # hits and keeps the stars, which is all the triangles need.
+            try:
+                transform, _ = astroalign.find_transform(_smoothed(ccd), _smoothed(frames[reference]))
+            except (astroalign.MaxIterError, ValueError) as exc:
+                raise NotaError(f"frame {i} of the series cannot be aligned: {exc}") from exc
         out.append(_refine(transform, _centroids(ccd), reference_stars))
     return out
+
+
+def _smoothed(ccd: CCDData) -> np.ndarray:
+    from scipy import ndimage
+
+    return ndimage.median_filter(_filled(ccd), size=3)
 
 
 def _centroids(ccd: CCDData, snr: float = 10.0, half: int = 2) -> np.ndarray:
