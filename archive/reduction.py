@@ -279,7 +279,7 @@ def plan_reduction(db: sqlite_utils.Database, options: ReduceOptions) -> Plan:
         raw = _raw_input(conn, file_id)
         sections = _sections(conn, file_id, profile, facts["binning"])
         params = _params("reduced", profile, options, sections, facts)
-        params.update(airmass=mid_airmass(facts, profile), exptime=facts["exptime"])
+        params.update(airmass=_mid_airmass(facts, profile), exptime=facts["exptime"])
         needs, failure = {}, None
         for purpose in ("master_bias", "master_flat"):
             group_id, rule = chosen.get(purpose, (None, "not associated"))
@@ -306,7 +306,8 @@ def plan_reduction(db: sqlite_utils.Database, options: ReduceOptions) -> Plan:
                     (raw,), file_id=facts["file_id"], needs=needs, failure=failure)
         tasks[key] = by_file[facts["file_id"]] = task
     if options.stacks:
-        for task in _stack_tasks(conn, by_file, standards if options.photometry else {}, root):
+        facts_of = {facts["file_id"]: facts for facts, *_ in frames}
+        for task in _stack_tasks(conn, by_file, facts_of, standards if options.photometry else {}, root):
             tasks[task.key] = task
     current = {
         row[0]: (row[1], row[2])
@@ -324,7 +325,7 @@ def plan_reduction(db: sqlite_utils.Database, options: ReduceOptions) -> Plan:
     return Plan(stale, fresh)
 
 
-def mid_airmass(facts: dict, profile: Profile) -> float | None:
+def _mid_airmass(facts: dict, profile: Profile) -> float | None:
     """Mid-exposure airmass from the pointing and time; the header's (start) when unknown."""
     try:
         return round(mid_exposure_airmass(float(facts["ra"]), float(facts["dec"]), facts["date_obs"],
@@ -343,20 +344,20 @@ def _photometry_params(facts: dict, profile: Profile, standards: dict[tuple, lis
                            "settings": dict(profile.photometry)}}
 
 
-def _stack_tasks(conn, by_file: dict[int, Task], standards: dict[tuple, list[str]], root: Path) -> list[Task]:
-    """One stack per series: frames of the profile's stack selection sharing its keys."""
+def _stack_tasks(conn, by_file: dict[int, Task], facts_of: dict[int, dict], standards: dict[tuple, list[str]],
+                 root: Path) -> list[Task]:
+    """One stack per series: reduced frames of the profile's stack selection sharing its keys."""
     out = []
-    instruments = [r[0] for r in conn.execute("SELECT DISTINCT instrument FROM observations WHERE instrument IS NOT NULL")]
-    for instrument in instruments:
+    for instrument in sorted({f["instrument"] for f in facts_of.values() if f["instrument"]}):
         profile = _profile_of(instrument)
         cfg = dict(profile.reduce.get("stack", {}))
         if not cfg:
             continue
         ids = set(selected_file_ids(conn, selection_condition(conn, cfg.get("selection", "science"))))
         series: dict[tuple, list[dict]] = {}
-        for file_id in sorted(ids):
-            facts = _frame_facts(conn, file_id)
-            if facts.get("instrument") == instrument and file_id in by_file:
+        for file_id in sorted(ids & by_file.keys()):
+            facts = facts_of[file_id]
+            if facts["instrument"] == instrument:
                 series.setdefault(tuple(facts.get(k) for k in cfg.get("by", ("night", "object", "filter"))),
                                   []).append(facts)
         for members in series.values():
@@ -367,7 +368,7 @@ def _stack_tasks(conn, by_file: dict[int, Task], standards: dict[tuple, list[str
             first = members[0]
             params = {field: cfg[field] for field in ("high", "low", "relative", "order", "min_frames") if field in cfg}
             params.update(exptimes=[float(f["exptime"]) for f in members],
-                          airmasses=[mid_airmass(f, profile) for f in members],
+                          airmasses=[t.params["airmass"] for t in exposures],
                           frames=[f["filename"] for f in members])
             params.update(_photometry_params(first, profile, standards))
             needs = {f"exposure:{f['filename']}": t.key for f, t in zip(members, exposures)}

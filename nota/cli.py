@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
@@ -575,22 +576,16 @@ def reduce(
         typer.echo(f"{len(plan.to_build)} to build, {len(plan.impossible)} impossible,"
                    f" {len(plan.up_to_date)} up to date")
         return
-    if not plan.tasks:  # still calibrates what the standards' products call for
-        report = run_plan(db, plan, options, jobs=1)
-        if as_json:
-            print_json({"built": [], "failed": [{"output": o, "error": e} for o, e in report.failed],
-                        "up_to_date": report.up_to_date, "calibrations": report.calibrations})
-        else:
-            typer.echo(f"nothing to do: {report.up_to_date} product(s) up to date"
-                       + (f"; {len(report.calibrations)} photometric calibration(s) made" if report.calibrations else ""))
-        if report.failed:
-            raise typer.Exit(EXIT_ERROR)
-        return
-    with progress_bar("reducing") as update:
-        report = run_plan(db, plan, options, jobs=jobs, scheduler=scheduler, on_task=update)
+    nothing = not plan.tasks  # a run still calibrates what the standards' products call for
+    with nullcontext(None) if nothing else progress_bar("reducing") as update:
+        report = run_plan(db, plan, options, jobs=1 if nothing else jobs,
+                          scheduler=None if nothing else scheduler, on_task=update)
     if as_json:
         print_json({"built": report.built, "failed": [{"output": o, "error": e} for o, e in report.failed],
                     "up_to_date": report.up_to_date, "calibrations": report.calibrations})
+    elif nothing:
+        typer.echo(f"nothing to do: {report.up_to_date} product(s) up to date"
+                   + (f"; {len(report.calibrations)} photometric calibration(s) made" if report.calibrations else ""))
     else:
         for output, error in report.failed:
             typer.echo(f"failed {output}: {error}", err=True)

@@ -20,6 +20,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 
 from nota.errors import NotaError
+from nota.reduce.airmass import effective_airmass
 
 __all__ = ["StackParameters", "align_series", "series_transforms", "stack_series"]
 
@@ -261,7 +262,7 @@ def stack_series(frames: Sequence[CCDData], exptimes: Sequence[float], airmasses
     data = np.where(none, np.nan_to_num(centre), mean_rate) * total
     unc = np.where(none, 0.0, mean_sigma) * total
 
-    airmass = float(np.sum(t * np.asarray(airmasses, np.float64)) / total)
+    airmass = effective_airmass(t, airmasses)
     inputs = list(names) if names is not None else [
         str(f.meta.get("FILENAME", f"frame {i}")) for i, f in enumerate(frames)]
     info = {
