@@ -5,7 +5,7 @@
 -- archive/migrations.py, and a test checks that both roads end in the same schema.
 -- Times are ISO 8601 UTC text; *_json columns hold JSON.
 
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
 
 -- Every file ingest has seen, good or bad.
 CREATE TABLE files (
@@ -80,47 +80,20 @@ CREATE TABLE observations (
 );
 CREATE INDEX observations_night_kind ON observations (night, kind, filter);
 
--- Provenance, after W3C PROV: activities use and generate entities.
+-- Provenance: every run of a step is an activity; what it used is in `used`, what it made
+-- names it (products.activity_id, calibrations.activity_id). After W3C PROV's core.
 CREATE TABLE activities (
     activity_id     INTEGER PRIMARY KEY,
-    step            TEXT NOT NULL,        -- ingest, master_bias, ...
+    step            TEXT NOT NULL,        -- ingest, qc, groups, master_bias, reduced, ...
     parameters_json TEXT,                 -- the arguments the step ran with
     nota_version    TEXT,
     versions_json   TEXT,                 -- versions of the libraries that did the work
     host            TEXT,
-    started_at      TEXT NOT NULL,
-    ended_at        TEXT,
+    started_at      TEXT NOT NULL,        -- when the work started (the row is made then)
+    ended_at        TEXT,                 -- when it ended; NULL while running or after a crash
     status          TEXT NOT NULL CHECK (status IN ('running', 'ok', 'partial', 'failed')),
-    message         TEXT
+    message         TEXT                  -- the outcome in words; a bug's traceback
 );
-
--- A file with particular content: a raw frame as ingest saw it, or a product.
-CREATE TABLE entities (
-    entity_id    INTEGER PRIMARY KEY,
-    kind         TEXT NOT NULL,           -- raw, product
-    path         TEXT NOT NULL,
-    content_hash TEXT,
-    size         INTEGER,
-    file_id      INTEGER REFERENCES files (file_id),
-    created_at   TEXT NOT NULL,
-    UNIQUE (path, content_hash)
-);
-
-CREATE TABLE used (
-    activity_id INTEGER NOT NULL REFERENCES activities (activity_id),
-    entity_id   INTEGER NOT NULL REFERENCES entities (entity_id),
-    role        TEXT NOT NULL,            -- for ingest: new, unchanged, changed, renamed, rejected
-    note        TEXT,                     -- e.g. the old path of a renamed file
-    PRIMARY KEY (activity_id, entity_id, role)
-) WITHOUT ROWID;
-
-CREATE TABLE generated (
-    activity_id INTEGER NOT NULL REFERENCES activities (activity_id),
-    entity_id   INTEGER NOT NULL REFERENCES entities (entity_id),
-    role        TEXT NOT NULL,
-    PRIMARY KEY (activity_id, entity_id, role)
-) WITHOUT ROWID;
-CREATE INDEX generated_entity ON generated (entity_id);
 
 -- What went wrong with which file, and when: one line a user can act on.
 CREATE TABLE problems (
@@ -187,11 +160,8 @@ CREATE TABLE qc (
     signal             REAL,              -- ADU above the overscan level: median - bias_level
     pattern_json       TEXT,              -- flats: coarse normalised illumination grid
     bright_sources     INTEGER,           -- flats: compact sources well above the sky (stars)
-    wcs_rms_arcsec     REAL,              -- reduced frame: astrometric residual rms of matched stars
-    wcs_matched        INTEGER,           -- reduced frame: stars matched to the reference catalogue
     measured_at        TEXT NOT NULL,
-    activity_id        INTEGER REFERENCES activities (activity_id),
-    cosmic_pixels      INTEGER            -- reduced frame: pixels cleaned of cosmic rays (L.A.Cosmic)
+    activity_id        INTEGER REFERENCES activities (activity_id)
 );
 
 -- Why a frame may be unfit: each flag carries its figure and the profile's threshold.
@@ -203,8 +173,7 @@ CREATE TABLE flags (
     threshold   REAL,
     excludes    INTEGER NOT NULL,         -- 1: keeps the frame out of calibration groups
     message     TEXT NOT NULL,
-    source      TEXT NOT NULL DEFAULT 'qc', -- the step that raised it: qc, astrometry
-    activity_id INTEGER REFERENCES activities (activity_id)
+    activity_id INTEGER REFERENCES activities (activity_id)  -- the qc run that raised it
 );
 CREATE INDEX flags_file ON flags (file_id);
 
@@ -280,30 +249,42 @@ CREATE TABLE products (
     code_version    INTEGER NOT NULL,
     group_id        INTEGER REFERENCES calibration_groups (group_id) ON DELETE SET NULL,
     file_id         INTEGER REFERENCES files (file_id),  -- the raw frame of a reduced product
-    entity_id       INTEGER REFERENCES entities (entity_id),
-    activity_id     INTEGER REFERENCES activities (activity_id),
+    activity_id     INTEGER REFERENCES activities (activity_id),  -- the run that made it
     current         INTEGER NOT NULL,     -- 0 once a rebuild superseded it
     created_at      TEXT NOT NULL,
     exptime         REAL,                 -- s; a stack's: the sum of its exposures
     airmass         REAL,                 -- mid-exposure, from pointing and time; a stack's: exposure-weighted mean
-    photzp          REAL                  -- header PHOTZP: AB mag = -2.5 log10(ADU) + photzp, when calibrated
+    photzp          REAL,                 -- header PHOTZP: AB mag = -2.5 log10(ADU) + photzp, when calibrated
+    cosmic_pixels   INTEGER,              -- reduced frame: pixels cleaned of cosmic rays (L.A.Cosmic, CRMASK)
+    wcs_status      TEXT,                 -- reduced frame: 'solved', or why not (NOTAWCS); NULL when not tried
+    wcs_rms_arcsec  REAL,                 -- reduced frame: astrometric residual rms of matched stars
+    wcs_matched     INTEGER               -- reduced frame: stars matched to the reference catalogue
 );
 CREATE INDEX products_recipe ON products (recipe_key);
 CREATE INDEX products_path ON products (path);
 
--- What each product was made from: raw frames (by content) and other products.
-CREATE TABLE product_inputs (
-    product_id       INTEGER NOT NULL REFERENCES products (product_id) ON DELETE CASCADE,
-    role             TEXT NOT NULL,       -- member, raw, master_bias, master_flat, exposure (of a stack)
-    file_id          INTEGER REFERENCES files (file_id),
-    input_product_id INTEGER REFERENCES products (product_id),
-    content_hash     TEXT,
-    included         INTEGER NOT NULL DEFAULT 1,  -- members left out stay listed, with why
-    reason           TEXT
+-- What each activity used: raw files (with the content they had) and products. A
+-- product's inputs are what its activity used; ingest lists every file it saw.
+CREATE TABLE used (
+    used_id      INTEGER PRIMARY KEY,
+    activity_id  INTEGER NOT NULL REFERENCES activities (activity_id) ON DELETE CASCADE,
+    role         TEXT NOT NULL,           -- member, raw, master_bias, master_flat, exposure, standard,
+                                          -- reduced, stack; for ingest: new, unchanged, changed, renamed, rejected
+    file_id      INTEGER REFERENCES files (file_id),
+    product_id   INTEGER REFERENCES products (product_id),
+    content_hash TEXT,                    -- the content used
+    included     INTEGER NOT NULL DEFAULT 1,  -- members left out stay listed, with why
+    reason       TEXT                     -- why left out; for ingest, e.g. the old path of a renamed file
 );
-CREATE INDEX product_inputs_product ON product_inputs (product_id);
-CREATE INDEX product_inputs_file ON product_inputs (file_id);
-CREATE INDEX product_inputs_input ON product_inputs (input_product_id);
+CREATE INDEX used_activity ON used (activity_id);
+CREATE INDEX used_file ON used (file_id);
+CREATE INDEX used_product ON used (product_id);
+
+-- What each product was made from: what the activity that made it used.
+CREATE VIEW product_inputs AS
+SELECT p.product_id, u.role, u.file_id, u.product_id AS input_product_id, u.content_hash, u.included,
+       u.reason, u.used_id
+FROM products AS p JOIN used AS u ON u.activity_id = p.activity_id;
 
 -- A product's ancestry, one row per (product, ancestor) pair at any depth.
 CREATE VIEW lineage AS

@@ -1,8 +1,14 @@
-"""Open the archive database: create it from ``schema.sql``, migrate it, or open it read-only.
+"""The archive handle: one SQLite file, opened for writing (created or migrated) or for reading.
 
-Writers get WAL mode (readers such as Datasette keep working while nota writes) and
-foreign keys. User SQL gets a separate read-only connection that refuses writes, ATTACH
-and extension loading, and stops a query that runs past its time limit.
+Every reader and writer in ``nota.archive`` takes an ``Archive``. A writer's connection is
+in WAL mode (readers such as Datasette keep working while nota writes) with foreign keys;
+``archive.transaction()`` is the one way to group changes. A reader's connection
+(``open_readonly``) refuses writes, ATTACH and extensions, and stops a query that runs past
+its time limit, so user SQL can never change the record.
+
+Plain ``sqlite3`` runs nota's own statements (ingest's batches expand card numbers inside
+SQLite with ``json_each``, which no row-dict API expresses); sqlite-utils does what it does
+well: inserting a row dict (``archive.insert``) and table introspection.
 """
 
 from __future__ import annotations
@@ -11,23 +17,19 @@ import logging
 import re
 import sqlite3
 import time
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-
-import sqlite_utils
+from typing import Any, Iterator
 
 from nota.archive.migrations import MIGRATIONS
 from nota.errors import DatabaseError, QueryError
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "schema_sql",
-    "schema_version",
-    "open_database",
-    "ReadOnlyArchive",
-    "transaction",
-]
+__all__ = ["Archive", "open_archive", "open_readonly", "schema_sql", "schema_version", "regexp"]
+
+PAGE_SIZE = 16384
 
 
 def schema_sql() -> str:
@@ -43,19 +45,111 @@ def schema_version() -> int:
     return int(match.group(1))
 
 
-def _register_functions(conn: sqlite3.Connection) -> None:
-    def regexp(pattern: str | None, value: object) -> int | None:
-        if pattern is None or value is None:
-            return None
-        return 1 if re.search(pattern, str(value), re.IGNORECASE) else 0
-
-    conn.create_function("regexp", 2, regexp, deterministic=True)
+def regexp(pattern: str | None, value: object) -> int | None:
+    """SQL ``x REGEXP pattern``: a case-insensitive search, as the lecture's ``object ~ 'flat'``."""
+    if pattern is None or value is None:
+        return None
+    return 1 if re.search(pattern, str(value), re.IGNORECASE) else 0
 
 
-PAGE_SIZE = 16384
+class Archive:
+    """An open archive: its path and connection, writable or read-only."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, *, readonly: bool, time_limit: float = 10.0):
+        self.path = path
+        self.conn = conn
+        self.readonly = readonly
+        self.time_limit = time_limit
+        self._deadline = float("inf")
+        self._utils = None
+        conn.create_function("regexp", 2, regexp, deterministic=True)
+        if readonly:
+            conn.set_progress_handler(self._past_deadline, 10_000)
+
+    # Transactions -----------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``with archive.transaction() as conn:``: the block in one BEGIN IMMEDIATE ... COMMIT.
+
+        Inside another transaction the block simply joins it, so writers compose.
+        """
+        if self.conn.in_transaction:
+            yield self.conn
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # Reading ----------------------------------------------------------------------------
+
+    def _past_deadline(self) -> int:
+        return 1 if time.monotonic() > self._deadline else 0
+
+    def run(self, sql: str, params: dict | tuple = ()) -> tuple[list[str], list[tuple]]:
+        """Run one query; returns (columns, rows). On a read-only archive refusals and the
+        time limit raise ``QueryError``."""
+        if not self.readonly:
+            cursor = self.conn.execute(sql, params)
+            return [d[0] for d in cursor.description or ()], [tuple(r) for r in cursor.fetchall()]
+        self._deadline = time.monotonic() + self.time_limit
+        try:
+            cursor = self.conn.execute(sql, params)
+            columns = [d[0] for d in cursor.description or ()]
+            rows = [tuple(r) for r in cursor.fetchall()]
+        except (sqlite3.Warning, sqlite3.DatabaseError) as exc:
+            raise _query_error(str(exc), self.time_limit) from None
+        finally:
+            self._deadline = float("inf")
+        return columns, rows
+
+    def dicts(self, sql: str, params: dict | tuple = ()) -> list[dict[str, Any]]:
+        """``run``, with each row as a dict of column -> value."""
+        columns, rows = self.run(sql, params)
+        return [dict(zip(columns, row)) for row in rows]
+
+    def one(self, sql: str, params: dict | tuple = ()) -> dict[str, Any] | None:
+        """The first row as a dict, or None."""
+        found = self.dicts(sql, params)
+        return found[0] if found else None
+
+    # sqlite-utils for what it does well ---------------------------------------------------
+
+    @property
+    def _db(self):
+        if self._utils is None:
+            import sqlite_utils
+
+            self._utils = sqlite_utils.Database(self.conn, execute_plugins=False)
+        return self._utils
+
+    def insert(self, table: str, row: dict[str, Any]) -> int:
+        """Insert one row dict; returns its rowid."""
+        return int(self._db[table].insert(row).last_rowid)
+
+    def table_names(self) -> list[str]:
+        return self._db.table_names()
+
+    def view_names(self) -> list[str]:
+        return self._db.view_names()
+
+    # Lifetime ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Archive":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def open_database(path: str | Path) -> sqlite_utils.Database:
+def open_archive(path: str | Path) -> Archive:
     """Open (creating or migrating as needed) the archive at ``path`` for writing."""
     path = Path(path)
     if path.parent and not path.parent.exists():
@@ -66,13 +160,12 @@ def open_database(path: str | Path) -> sqlite_utils.Database:
         # headers table's B-tree shallower, a tenth off ingest's inserts.
         conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
-        _register_functions(conn)
         _bring_up_to_date(conn, path)
+        conn.execute("PRAGMA foreign_keys = ON")
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(f"{path}: not a usable SQLite database ({exc})") from exc
-    return sqlite_utils.Database(conn)
+    return Archive(path, conn, readonly=False)
 
 
 def _bring_up_to_date(conn: sqlite3.Connection, path: Path) -> None:
@@ -94,30 +187,28 @@ def _bring_up_to_date(conn: sqlite3.Connection, path: Path) -> None:
         return
     if version == 0:
         raise DatabaseError(f"{path}: an SQLite file that is not a nota archive")
+    # Foreign keys stay off while tables are rebuilt (a dropped table must not cascade);
+    # the migrated data is checked against them before the transaction commits.
+    conn.execute("PRAGMA foreign_keys = OFF")
     for target, statements in MIGRATIONS:
         if target <= version:
             continue
         log.info("migrating archive %s to schema %d", path, target)
-        conn.executescript(f"BEGIN;\n{statements}\nPRAGMA user_version = {target};\nCOMMIT;")
+        try:
+            # executescript commits what is pending first, so the script opens its own
+            # transaction; it stays open for the checks below.
+            conn.executescript("BEGIN IMMEDIATE;\n" + statements)
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise DatabaseError(f"{path}: migration to schema {target} broke {len(broken)} references")
+            conn.execute(f"PRAGMA user_version = {target}")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
     if conn.execute("PRAGMA user_version").fetchone()[0] != current:
         raise DatabaseError(f"{path}: no migration reaches schema {current}")
-
-
-class transaction:
-    """``with transaction(db):`` runs the block in one BEGIN IMMEDIATE ... COMMIT."""
-
-    def __init__(self, db: sqlite_utils.Database):
-        self.conn = db.conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.conn.execute("COMMIT")
-        else:
-            self.conn.execute("ROLLBACK")
 
 
 # Read-only connections for user SQL -------------------------------------------------------
@@ -156,60 +247,27 @@ def ensure_current(path: str | Path) -> None:
         raise DatabaseError(f"{path}: cannot open read-only ({exc})") from exc
     if 0 < version < schema_version():
         try:
-            open_database(path).conn.close()
+            open_archive(path).close()
         except DatabaseError as exc:
             raise DatabaseError(f"{path}: made by an older nota (schema {version}); open it once with"
                                 f" write access to migrate it ({exc})") from exc
 
 
-class ReadOnlyArchive:
-    """A connection for user SQL: reads only, no ATTACH, no extensions, a time limit per query."""
-
-    def __init__(self, path: str | Path, time_limit: float = 10.0):
-        path = Path(path)
-        if not path.exists():
-            raise DatabaseError(f"{path}: no archive here (run `nota ingest` first)")
-        ensure_current(path)
-        try:
-            self.conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-            self.conn.execute("PRAGMA query_only = ON")
-        except sqlite3.DatabaseError as exc:
-            raise DatabaseError(f"{path}: cannot open read-only ({exc})") from exc
-        _register_functions(self.conn)
-        if hasattr(self.conn, "enable_load_extension"):  # absent where Python was built without it
-            self.conn.enable_load_extension(False)
-        self.conn.set_authorizer(_authorizer)
-        self.time_limit = time_limit
-        self._deadline = 0.0
-        self.conn.set_progress_handler(self._past_deadline, 10_000)
-
-    def _past_deadline(self) -> int:
-        return 1 if time.monotonic() > self._deadline else 0
-
-    def run(self, sql: str, params: dict | tuple = ()) -> tuple[list[str], list[tuple]]:
-        """Run one user query; returns (columns, rows). Refusals raise ``QueryError``."""
-        self._deadline = time.monotonic() + self.time_limit
-        try:
-            cursor = self.conn.execute(sql, params)
-            columns = [d[0] for d in cursor.description or ()]
-            rows = [tuple(r) for r in cursor.fetchall()]
-        except (sqlite3.Warning, sqlite3.DatabaseError) as exc:
-            raise _query_error(str(exc), self.time_limit) from None
-        return columns, rows
-
-    def dicts(self, sql: str, params: dict | tuple = ()) -> list[dict]:
-        """``run``, with each row as a dict of column -> value."""
-        columns, rows = self.run(sql, params)
-        return [dict(zip(columns, row)) for row in rows]
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> "ReadOnlyArchive":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+def open_readonly(path: str | Path, time_limit: float = 10.0) -> Archive:
+    """An archive for reading and user SQL: no writes, no ATTACH, no extensions, a time limit."""
+    path = Path(path)
+    if not path.exists():
+        raise DatabaseError(f"{path}: no archive here (run `nota ingest` first)")
+    ensure_current(path)
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        conn.execute("PRAGMA query_only = ON")
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"{path}: cannot open read-only ({exc})") from exc
+    if hasattr(conn, "enable_load_extension"):  # absent where Python was built without it
+        conn.enable_load_extension(False)
+    conn.set_authorizer(_authorizer)
+    return Archive(path, conn, readonly=True, time_limit=time_limit)
 
 
 def _query_error(message: str, limit: float) -> QueryError:

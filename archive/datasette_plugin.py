@@ -8,26 +8,21 @@ in the ``file_id`` column of frames, a larger view on file and product row pages
 from __future__ import annotations
 
 import html
-import re
 
 from datasette import hookimpl
 from datasette.utils.asgi import Response
 from markupsafe import Markup
+
+from nota.archive.database import regexp
 
 ROUTE = "/-/nota"
 _ID_COLUMNS = {"file_id": "files", "product_id": "products", "input_product_id": "products",
                "group_id": "calibration_groups"}
 
 
-def _regexp(pattern, value):
-    if pattern is None or value is None:
-        return None
-    return 1 if re.search(pattern, str(value), re.IGNORECASE) else 0
-
-
 @hookimpl
 def prepare_connection(conn):
-    conn.create_function("regexp", 2, _regexp, deterministic=True)
+    conn.create_function("regexp", 2, regexp, deterministic=True)
 
 
 def _thumbnail(database: str, file_id: int) -> Markup:

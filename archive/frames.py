@@ -1,229 +1,168 @@
-"""Frames: what a raw file is, in the terms users select on.
+"""Frames in the archive: finding one by name, its facts, where its pixels are, its readout.
 
-ALFOSC writes its filter as wheel ids, its frame type only for biases, and the observers'
-words in OBJECT. The instrument profile says how to read that; these pure functions turn
-a header into the normalised row of the ``observations`` table behind the ``frames`` view.
+Each fact has one lookup here. A frame named by a user (file name, path or file_id) is
+found by ``find_frame``; what a worker needs to read a frame's pixels is ``raw_frames``;
+its header for a product is ``header_cards`` (the cards ingest stored, not the raw file
+read again); its sections, BZERO/BSCALE, gain and read noise are ``readout``.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
-from nota.instruments import KindRule, Profile
+from nota.archive.database import Archive
+from nota.errors import NotaError
+from nota.instruments import Profile
+from nota.sections import binned
 
-__all__ = [
-    "observation_row",
-    "night_of",
-    "mjd_of",
-    "parse_date_obs",
-    "resolve_filter",
-    "classify_kind",
-    "missing_keywords",
-]
-
-MJD_EPOCH = datetime(1858, 11, 17, tzinfo=timezone.utc)
+__all__ = ["RawFrame", "Readout", "find_frame", "frame_facts", "raw_frames", "header_cards", "readout", "readouts"]
 
 
-def parse_date_obs(value: Any) -> datetime | None:
-    """A FITS DATE-OBS ('2008-04-12T20:31:31.94' or '2008-04-12') as an aware UTC datetime."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip().rstrip("Z")
-    for fmt in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
-        except ValueError:
+@dataclass(frozen=True)
+class RawFrame:
+    """A raw frame as a worker needs it: where its pixels are and how they are stored."""
+
+    file_id: int
+    path: str
+    name: str
+    content_hash: str
+    layout: str
+    data_hdu: int
+    data_offset: int
+    naxis1: int
+    naxis2: int
+    bitpix: int
+    bzero: float
+    bscale: float
+    included: bool = True
+    reason: str = "good"
+
+
+@dataclass(frozen=True)
+class Readout:
+    """How a frame was read out: its sections (binned pixels) and its detector's numbers."""
+
+    trimsec: str
+    biassec: str
+    gain: float
+    read_noise: float
+    saturation: float
+
+
+def find_frame(archive: Archive, frame: str) -> dict[str, Any]:
+    """A file by name, path or file_id; a clear error if none or several match."""
+    rows = archive.dicts(
+        "SELECT file_id, name AS filename, path FROM files WHERE name = ? OR path = ? OR CAST(file_id AS TEXT) = ?",
+        (frame, str(Path(frame).absolute()), frame),
+    )
+    if not rows:
+        raise NotaError(f"no frame {frame!r} in the archive (give its file name, path or file_id)")
+    if len(rows) > 1:
+        raise NotaError(f"{frame!r} names {len(rows)} files; give the full path: "
+                        + ", ".join(r["path"] for r in rows))
+    return rows[0]
+
+
+_FACTS = ("SELECT o.file_id, f.name AS filename, f.path, f.content_hash, o.night, o.instrument, o.kind,"
+          " o.kind_rule, o.filter, o.filter_ids, o.binning, o.naxis1, o.naxis2, o.gain, o.read_noise,"
+          " o.object, o.exptime, o.date_obs, o.mjd, o.ra, o.dec, o.airmass"
+          " FROM observations o JOIN files f USING (file_id) WHERE f.status = 'ok'")
+
+
+def frame_facts(archive: Archive, file_ids: Iterable[int] | None = None) -> dict[int, dict[str, Any]]:
+    """The normalised facts of good frames (all of them, or these), by file_id."""
+    if file_ids is None:
+        rows = archive.dicts(_FACTS)
+    else:
+        ids = sorted(set(file_ids))
+        rows = archive.dicts(f"{_FACTS} AND o.file_id IN (SELECT value FROM json_each(?))", (str(ids),))
+    return {r["file_id"]: r for r in rows}
+
+
+_RAW = """
+SELECT f.file_id, f.path, f.name, f.content_hash, f.layout, f.data_hdu, h.data_offset,
+       h.naxis1, h.naxis2, h.bitpix,
+       (SELECT value FROM headers c WHERE c.file_id = f.file_id AND c.hdu = f.data_hdu
+          AND c.keyword = 'BZERO') AS bzero,
+       (SELECT value FROM headers c WHERE c.file_id = f.file_id AND c.hdu = f.data_hdu
+          AND c.keyword = 'BSCALE') AS bscale
+FROM files f JOIN hdus h ON h.file_id = f.file_id AND h.hdu = f.data_hdu
+WHERE f.file_id IN (SELECT value FROM json_each(?))
+"""
+
+
+def raw_frames(archive: Archive, file_ids: Iterable[int]) -> dict[int, RawFrame]:
+    """Where each frame's pixels are and how they are stored (BZERO, BSCALE), by file_id."""
+    found = {}
+    for row in archive.dicts(_RAW, (str(sorted(set(file_ids))),)):
+        row["bzero"] = float(row["bzero"] or 0.0)
+        row["bscale"] = float(row["bscale"] or 1.0)
+        found[row["file_id"]] = RawFrame(**row)
+    return found
+
+
+def raw_frame(archive: Archive, file_id: int, included: bool = True, reason: str = "good") -> RawFrame:
+    """One frame's ``raw_frames`` entry, marked as a group member or not."""
+    found = raw_frames(archive, [file_id]).get(file_id)
+    if found is None:
+        raise NotaError(f"file {file_id} has no image data in the archive")
+    return RawFrame(**{**found.__dict__, "included": included, "reason": reason})
+
+
+def header_cards(archive: Archive, file_id: int) -> tuple[tuple[tuple, ...], tuple[tuple, ...]]:
+    """The cards of a frame's primary HDU and of its image HDU (empty when it is the primary),
+    as (keyword, value, comment), logicals as True/False."""
+    rows = archive.run(
+        "SELECT h.hdu, h.keyword, h.value, h.comment, h.raw FROM headers h JOIN files f USING (file_id)"
+        " WHERE h.file_id = ? AND h.hdu IN (0, f.data_hdu) ORDER BY h.hdu, h.position",
+        (file_id,),
+    )[1]
+    primary, image = [], []
+    for hdu, keyword, value, comment, raw in rows:
+        if raw in ("T", "F") and value in (0, 1):
+            value = raw == "T"
+        (primary if hdu == 0 else image).append((keyword, value, comment))
+    return tuple(primary), tuple(image)
+
+
+def readout(archive: Archive, file_id: int, profile: Profile) -> Readout:
+    """A frame's sections (TRIMSEC/BIASSEC from its header, else the profile's, binned to its
+    readout), gain and read noise (its header's, else the profile's) and saturation."""
+    found = readouts(archive, [file_id], lambda _: profile)
+    if file_id not in found:
+        raise NotaError(f"file {file_id} is not a frame of the archive")
+    return found[file_id]
+
+
+_READOUTS = """
+SELECT o.file_id, o.binning, o.gain, o.read_noise,
+       (SELECT value FROM headers c WHERE c.file_id = o.file_id AND c.hdu IN (0, f.data_hdu)
+          AND c.keyword = 'TRIMSEC' ORDER BY c.hdu DESC LIMIT 1) AS trimsec,
+       (SELECT value FROM headers c WHERE c.file_id = o.file_id AND c.hdu IN (0, f.data_hdu)
+          AND c.keyword = 'BIASSEC' ORDER BY c.hdu DESC LIMIT 1) AS biassec
+FROM observations o JOIN files f USING (file_id)
+WHERE o.file_id IN (SELECT value FROM json_each(?))
+"""
+
+
+def readouts(archive: Archive, file_ids: Iterable[int],
+             profile_of: Callable[[int], Profile | None]) -> dict[int, Readout]:
+    """``readout`` of many frames in one query, by file_id; ``profile_of(file_id)`` gives each
+    frame's profile (frames without one get no entry)."""
+    found = {}
+    for facts in archive.dicts(_READOUTS, (str(sorted(set(file_ids))),)):
+        profile = profile_of(facts["file_id"])
+        if profile is None:
             continue
-    return None
-
-
-def mjd_of(moment: datetime) -> float:
-    """Modified Julian date of a UTC moment."""
-    return (moment - MJD_EPOCH) / timedelta(days=1)
-
-
-def night_of(moment: datetime, longitude: float, turnover_hour: float = 12.0) -> str:
-    """The local date on which the night containing ``moment`` began.
-
-    Local mean solar time from the site's longitude: a frame taken before local noon
-    belongs to the night that began the previous evening.
-    """
-    local = moment + timedelta(hours=longitude / 15.0) - timedelta(hours=turnover_hour)
-    return local.date().isoformat()
-
-
-def _first(header: Mapping[str, Any], keywords: tuple[str, ...]) -> Any:
-    for keyword in keywords:
-        value = header.get(keyword)
-        if value is not None and value != "":
-            return value
-    return None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def resolve_filter(header: Mapping[str, Any], profile: Profile) -> tuple[str | None, str | None]:
-    """(filter name, wheel ids) from the wheels in the beam; (None, None) when all are open."""
-    names, ids = [], []
-    for wheel, name_key in zip(
-        profile.filter_wheels, profile.filter_wheel_names + (None,) * len(profile.filter_wheels)
-    ):
-        raw = header.get(wheel)
-        number = _number(raw)
-        if number is None or int(number) in profile.empty_filter_ids:
-            continue
-        fid = int(number)
-        ids.append(str(fid))
-        known = profile.filters.get(fid)
-        if known is not None:
-            names.append(known.short_name)
-        else:
-            written = header.get(name_key) if name_key else None
-            names.append(written.strip() if isinstance(written, str) and written.strip() else f"#{fid}")
-    if not ids:
-        return None, None
-    return "+".join(names), "/".join(ids)
-
-
-def _is_window(naxis1: int | None, naxis2: int | None, xbin: int, ybin: int, profile: Profile) -> bool:
-    if naxis1 is None or naxis2 is None:
-        return False
-    full1, full2 = profile.shape
-    return naxis1 < math.floor(full1 / xbin) or naxis2 < math.floor(full2 / ybin)
-
-
-def _standard_name(obj: str | None, profile: Profile) -> str | None:
-    if not obj:
-        return None
-    for name, pattern in profile.standards.items():
-        if re.search(pattern, obj.strip(), re.IGNORECASE):
-            return name
-    return None
-
-
-def classify_kind(facts: Mapping[str, Any], profile: Profile) -> tuple[str, str]:
-    """(kind, rule text): the first of the profile's kind rules that the frame meets."""
-    for rule in profile.kinds:
-        if _meets(rule, facts, profile):
-            return rule.kind, rule.rule
-    return "unknown", "no rule of the profile matched"
-
-
-def _meets(rule: KindRule, facts: Mapping[str, Any], profile: Profile) -> bool:
-    if rule.imagetyp is not None and not re.search(
-        rule.imagetyp, facts.get("imagetyp") or "", re.IGNORECASE
-    ):
-        return False
-    if rule.object is not None and not re.search(rule.object, facts.get("object") or "", re.IGNORECASE):
-        return False
-    if rule.window is not None and rule.window != facts.get("window", False):
-        return False
-    if rule.standard is not None and rule.standard != (
-        _standard_name(facts.get("object"), profile) is not None
-    ):
-        return False
-    exptime = facts.get("exptime")
-    if rule.exptime_min is not None and (exptime is None or exptime < rule.exptime_min):
-        return False
-    if rule.exptime_max is not None and (exptime is None or exptime > rule.exptime_max):
-        return False
-    return True
-
-
-def missing_keywords(header: Mapping[str, Any], profile: Profile) -> list[str]:
-    """Required keywords (per the profile) absent from a header."""
-    return [k for k in profile.required_keywords if header.get(k) in (None, "")]
-
-
-def observation_row(header: Mapping[str, Any], profile: Profile | None) -> dict[str, Any]:
-    """The normalised facts of one frame, from its merged header (image HDU over primary)."""
-    if profile is None:
-        return _unknown_instrument_row(header)
-    kw = profile.keywords
-    obj = _first(header, kw.get("object", ("OBJECT",)))
-    obj = obj.strip() if isinstance(obj, str) else (None if obj is None else str(obj))
-    imagetyp = _first(header, kw.get("imagetyp", ("IMAGETYP",)))
-    imagetyp = imagetyp.strip() if isinstance(imagetyp, str) else None
-    exptime = _number(_first(header, kw.get("exptime", ("EXPTIME",))))
-    naxis1 = _number(_first(header, kw.get("naxis1", ("NAXIS1",))))
-    naxis2 = _number(_first(header, kw.get("naxis2", ("NAXIS2",))))
-    naxis1 = int(naxis1) if naxis1 is not None else None
-    naxis2 = int(naxis2) if naxis2 is not None else None
-    xbin = int(_number(_first(header, kw.get("xbin", ()))) or 1)
-    ybin = int(_number(_first(header, kw.get("ybin", ()))) or 1)
-    date_raw = _first(header, kw.get("date_obs", ("DATE-OBS",)))
-    moment = parse_date_obs(date_raw)
-    filter_name, filter_ids = resolve_filter(header, profile)
-    facts = {
-        "object": obj,
-        "imagetyp": imagetyp,
-        "exptime": exptime,
-        "window": _is_window(naxis1, naxis2, xbin, ybin, profile),
-    }
-    kind, rule = classify_kind(facts, profile)
-    return {
-        "instrument": profile.name,
-        "night": night_of(moment, profile.longitude, profile.night_turnover_hour) if moment else None,
-        "kind": kind,
-        "kind_rule": rule,
-        "filter": filter_name,
-        "filter_ids": filter_ids,
-        "exptime": exptime,
-        "date_obs": moment.isoformat(timespec="milliseconds").replace("+00:00", "") if moment else None,
-        "mjd": round(mjd_of(moment), 8) if moment else None,
-        "airmass": _number(_first(header, kw.get("airmass", ("AIRMASS",)))),
-        "naxis1": naxis1,
-        "naxis2": naxis2,
-        "binning": f"{xbin}x{ybin}",
-        "object": obj,
-        "imagetyp": imagetyp,
-        "ra": _number(_first(header, kw.get("ra", ()))),
-        "dec": _number(_first(header, kw.get("dec", ()))),
-        "gain": _number(_first(header, kw.get("gain", ()))) or profile.detector.get("gain"),
-        "read_noise": _number(_first(header, kw.get("read_noise", ())))
-        or profile.detector.get("read_noise"),
-    }
-
-
-def _unknown_instrument_row(header: Mapping[str, Any]) -> dict[str, Any]:
-    """Frames of a camera nota has no profile for: indexed, with what FITS itself says."""
-    moment = parse_date_obs(header.get("DATE-OBS"))
-    instrument = header.get("INSTRUME")
-    naxis1, naxis2 = _number(header.get("NAXIS1")), _number(header.get("NAXIS2"))
-    filt = header.get("FILTER")
-    obj = header.get("OBJECT")
-    return {
-        "instrument": instrument.strip() if isinstance(instrument, str) else None,
-        "night": night_of(moment, 0.0) if moment else None,
-        "kind": "unknown",
-        "kind_rule": "no instrument profile for this file",
-        "filter": filt.strip() if isinstance(filt, str) and filt.strip() else None,
-        "filter_ids": None,
-        "exptime": _number(header.get("EXPTIME")),
-        "date_obs": moment.isoformat(timespec="milliseconds").replace("+00:00", "") if moment else None,
-        "mjd": round(mjd_of(moment), 8) if moment else None,
-        "airmass": _number(header.get("AIRMASS")),
-        "naxis1": int(naxis1) if naxis1 is not None else None,
-        "naxis2": int(naxis2) if naxis2 is not None else None,
-        "binning": None,
-        "object": obj.strip() if isinstance(obj, str) else None,
-        "imagetyp": header.get("IMAGETYP") if isinstance(header.get("IMAGETYP"), str) else None,
-        "ra": None,
-        "dec": None,
-        "gain": _number(header.get("GAIN")),
-        "read_noise": _number(header.get("RDNOISE")),
-    }
+        xbin, ybin = (int(v) for v in (facts["binning"] or "1x1").split("x"))
+        detector = profile.detector
+        found[facts["file_id"]] = Readout(
+            trimsec=facts["trimsec"] or binned(detector["trimsec"], xbin, ybin),
+            biassec=facts["biassec"] or binned(detector["biassec"], xbin, ybin),
+            gain=float(facts["gain"] or detector["gain"]),
+            read_noise=float(facts["read_noise"] or detector["read_noise"]),
+            saturation=float(detector["saturation"]),
+        )
+    return found

@@ -20,4 +20,103 @@ ALTER TABLE products ADD COLUMN photzp REAL;
 ALTER TABLE calibrations ADD COLUMN colour_term_err REAL;
 ALTER TABLE calibrations ADD COLUMN colour_index TEXT;
 """),
+    # 3: one provenance model. `used` holds every edge an activity used (raw files by
+    #    content, products); a product's inputs are its activity's (the product_inputs view),
+    #    so entities and generated go. A reduced frame's cosmic-ray and astrometry figures
+    #    move from qc and flags (written by `nota qc` alone now) to its product.
+    (3, """
+CREATE TABLE used_v3 (
+    used_id      INTEGER PRIMARY KEY,
+    activity_id  INTEGER NOT NULL REFERENCES activities (activity_id) ON DELETE CASCADE,
+    role         TEXT NOT NULL,
+    file_id      INTEGER REFERENCES files (file_id),
+    product_id   INTEGER REFERENCES products (product_id),
+    content_hash TEXT,
+    included     INTEGER NOT NULL DEFAULT 1,
+    reason       TEXT
+);
+INSERT INTO used_v3 (activity_id, role, file_id, product_id, content_hash, included, reason)
+SELECT p.activity_id, i.role, i.file_id, i.input_product_id, i.content_hash, i.included, i.reason
+FROM product_inputs AS i JOIN products AS p USING (product_id)
+WHERE p.activity_id IS NOT NULL ORDER BY i.rowid;
+INSERT INTO used_v3 (activity_id, role, file_id, product_id, content_hash, included, reason)
+SELECT u.activity_id, u.role, e.file_id,
+       (SELECT max(p.product_id) FROM products AS p WHERE p.entity_id = e.entity_id),
+       e.content_hash, 1, u.note
+FROM used AS u JOIN entities AS e USING (entity_id)
+WHERE u.activity_id NOT IN (SELECT activity_id FROM products WHERE activity_id IS NOT NULL)
+ORDER BY u.activity_id, e.entity_id;
+
+CREATE TABLE products_v3 (
+    product_id      INTEGER PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    night           TEXT,
+    filter          TEXT,
+    path            TEXT NOT NULL,
+    content_hash    TEXT NOT NULL,
+    size            INTEGER NOT NULL,
+    recipe_key      TEXT NOT NULL,
+    step            TEXT NOT NULL,
+    parameters_json TEXT NOT NULL,
+    code_version    INTEGER NOT NULL,
+    group_id        INTEGER REFERENCES calibration_groups (group_id) ON DELETE SET NULL,
+    file_id         INTEGER REFERENCES files (file_id),
+    activity_id     INTEGER REFERENCES activities (activity_id),
+    current         INTEGER NOT NULL,
+    created_at      TEXT NOT NULL,
+    exptime         REAL,
+    airmass         REAL,
+    photzp          REAL,
+    cosmic_pixels   INTEGER,
+    wcs_status      TEXT,
+    wcs_rms_arcsec  REAL,
+    wcs_matched     INTEGER
+);
+INSERT INTO products_v3
+SELECT p.product_id, p.kind, p.night, p.filter, p.path, p.content_hash, p.size, p.recipe_key, p.step,
+       p.parameters_json, p.code_version, p.group_id, p.file_id, p.activity_id, p.current, p.created_at,
+       p.exptime, p.airmass, p.photzp,
+       CASE WHEN p.current = 1 AND p.kind = 'reduced' THEN q.cosmic_pixels END,
+       CASE WHEN p.current = 1 AND p.kind = 'reduced' AND q.wcs_matched IS NOT NULL THEN
+            coalesce((SELECT substr(g.message, 13, instr(g.message, '; the frame is kept') - 13) FROM flags AS g
+                      WHERE g.file_id = p.file_id AND g.flag = 'not_solved'), 'solved') END,
+       CASE WHEN p.current = 1 AND p.kind = 'reduced' THEN q.wcs_rms_arcsec END,
+       CASE WHEN p.current = 1 AND p.kind = 'reduced' THEN q.wcs_matched END
+FROM products AS p LEFT JOIN qc AS q ON q.file_id = p.file_id;
+
+DROP VIEW lineage;
+DROP TABLE product_inputs;
+DROP TABLE used;
+DROP TABLE generated;
+DROP TABLE products;
+DROP TABLE entities;
+ALTER TABLE products_v3 RENAME TO products;
+ALTER TABLE used_v3 RENAME TO used;
+CREATE INDEX products_recipe ON products (recipe_key);
+CREATE INDEX products_path ON products (path);
+CREATE INDEX used_activity ON used (activity_id);
+CREATE INDEX used_file ON used (file_id);
+CREATE INDEX used_product ON used (product_id);
+
+CREATE VIEW product_inputs AS
+SELECT p.product_id, u.role, u.file_id, u.product_id AS input_product_id, u.content_hash, u.included,
+       u.reason, u.used_id
+FROM products AS p JOIN used AS u ON u.activity_id = p.activity_id;
+
+CREATE VIEW lineage AS
+WITH RECURSIVE ancestry (product_id, depth, role, file_id, input_product_id) AS (
+    SELECT product_id, 1, role, file_id, input_product_id FROM product_inputs WHERE included = 1
+    UNION ALL
+    SELECT a.product_id, a.depth + 1, i.role, i.file_id, i.input_product_id
+    FROM ancestry AS a JOIN product_inputs AS i ON i.product_id = a.input_product_id
+    WHERE i.included = 1
+)
+SELECT product_id, depth, role, file_id, input_product_id FROM ancestry;
+
+DELETE FROM flags WHERE source = 'astrometry';
+ALTER TABLE flags DROP COLUMN source;
+ALTER TABLE qc DROP COLUMN wcs_rms_arcsec;
+ALTER TABLE qc DROP COLUMN wcs_matched;
+ALTER TABLE qc DROP COLUMN cosmic_pixels;
+"""),
 ]

@@ -1,33 +1,28 @@
-"""Provenance: every step nota runs is an activity that used and generated entities.
+"""Provenance: every step nota runs is an activity; what it used is in ``used``.
 
-The model is W3C PROV's core: an *activity* (a run of a step, with its parameters and the
-software versions that did the work), *entities* (files with particular content, named by
-path and content hash), and the ``used``/``generated`` edges between them. Ingest records
-itself here from the first step; reductions add products to the same graph.
+One model, after W3C PROV's core: an *activity* is a run of a step (its parameters, the
+software versions and host that did the work, when it started and ended, how it went);
+``used`` lists what it used (raw files with the content they had, products), once each;
+what it made names it (``products.activity_id``, ``calibrations.activity_id``). A
+product's inputs (the ``product_inputs`` view), its ``lineage`` and its PROV-JSON are all
+read from these rows. The activity row is made when the work starts and closed when it
+ends, so a crash leaves a ``running`` row behind as a trace.
 """
 
 from __future__ import annotations
 
 import json
 import platform
-import sqlite3
 from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any
 
 import nota
+from nota.archive.database import Archive
 
-__all__ = [
-    "utc_now",
-    "software_versions",
-    "start_activity",
-    "finish_activity",
-    "record_entity",
-    "record_used",
-    "record_generated",
-]
+__all__ = ["utc_now", "software_versions", "start_activity", "finish_activity", "record_used"]
 
-_LIBRARIES = ("astropy", "numpy", "ccdproc", "sqlite-utils", "xxhash")
+_LIBRARIES = ("astropy", "numpy", "ccdproc", "sqlite-utils", "xxhash", "astroscrappy", "photutils")
 
 
 def utc_now() -> str:
@@ -35,78 +30,51 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+_VERSIONS: dict[str, str] = {}
+
+
 def software_versions() -> dict[str, str]:
     """Versions of Python and the libraries whose behaviour shapes nota's results."""
-    versions = {"python": platform.python_version(), "nota": nota.__version__}
-    for name in _LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    if not _VERSIONS:
+        _VERSIONS.update(python=platform.python_version(), nota=nota.__version__)
+        for name in _LIBRARIES:
+            try:
+                _VERSIONS[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                continue
+    return dict(_VERSIONS)
 
 
-def start_activity(conn: sqlite3.Connection, step: str, parameters: dict[str, Any]) -> int:
-    """Record that a step started; committed at once so a crash leaves a trace."""
-    cursor = conn.execute(
-        "INSERT INTO activities (step, parameters_json, nota_version, versions_json, host,"
-        " started_at, status) VALUES (?, ?, ?, ?, ?, ?, 'running')",
-        (
-            step,
-            json.dumps(parameters, sort_keys=True, default=str),
-            nota.__version__,
-            json.dumps(software_versions(), sort_keys=True),
-            platform.node(),
-            utc_now(),
-        ),
-    )
+def start_activity(archive: Archive, step: str, parameters: Any) -> int:
+    """Record that a step starts now (committed at once unless inside a transaction)."""
+    with archive.transaction() as conn:
+        cursor = conn.execute(
+            "INSERT INTO activities (step, parameters_json, nota_version, versions_json, host,"
+            " started_at, status) VALUES (?, ?, ?, ?, ?, ?, 'running')",
+            (step, json.dumps(parameters, sort_keys=True, default=str), nota.__version__,
+             json.dumps(software_versions(), sort_keys=True), platform.node(), utc_now()),
+        )
     return int(cursor.lastrowid)
 
 
-def finish_activity(
-    conn: sqlite3.Connection, activity_id: int, status: str, message: str | None = None
-) -> None:
-    """Close an activity with its outcome: ok, partial (some inputs failed) or failed."""
-    conn.execute(
-        "UPDATE activities SET ended_at = ?, status = ?, message = ? WHERE activity_id = ?",
-        (utc_now(), status, message, activity_id),
-    )
+def finish_activity(archive: Archive, activity_id: int, status: str, message: str | None = None,
+                    host: str | None = None) -> None:
+    """Close an activity with its outcome: ok, partial (some inputs failed) or failed; the
+    host that did the work when it was not this one."""
+    with archive.transaction() as conn:
+        conn.execute(
+            "UPDATE activities SET ended_at = ?, status = ?, message = ?, host = coalesce(?, host)"
+            " WHERE activity_id = ?",
+            (utc_now(), status, message, host or None, activity_id),
+        )
 
 
-def record_entity(
-    conn: sqlite3.Connection,
-    kind: str,
-    path: str,
-    content_hash: str | None,
-    size: int | None,
-    file_id: int | None = None,
-) -> int:
-    """The entity for a file with this content, created on first sight."""
-    row = conn.execute(
-        "SELECT entity_id FROM entities WHERE path = ? AND content_hash IS ?",
-        (path, content_hash),
-    ).fetchone()
-    if row:
-        return int(row[0])
-    cursor = conn.execute(
-        "INSERT INTO entities (kind, path, content_hash, size, file_id, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (kind, path, content_hash, size, file_id, utc_now()),
-    )
-    return int(cursor.lastrowid)
-
-
-def record_used(
-    conn: sqlite3.Connection, activity_id: int, entity_id: int, role: str, note: str | None = None
-) -> None:
-    conn.execute(
-        "INSERT OR REPLACE INTO used (activity_id, entity_id, role, note) VALUES (?, ?, ?, ?)",
-        (activity_id, entity_id, role, note),
-    )
-
-
-def record_generated(conn: sqlite3.Connection, activity_id: int, entity_id: int, role: str) -> None:
-    conn.execute(
-        "INSERT OR REPLACE INTO generated (activity_id, entity_id, role) VALUES (?, ?, ?)",
-        (activity_id, entity_id, role),
+def record_used(archive: Archive, activity_id: int, role: str, *, file_id: int | None = None,
+                product_id: int | None = None, content_hash: str | None = None, included: bool = True,
+                reason: str | None = None) -> None:
+    """One thing an activity used: a raw file (with its content) or a product, in a role."""
+    archive.conn.execute(
+        "INSERT INTO used (activity_id, role, file_id, product_id, content_hash, included, reason)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (activity_id, role, file_id, product_id, content_hash, int(included), reason),
     )

@@ -1,15 +1,18 @@
 """Read-only questions to the archive: user SQL and the usual frame listings.
 
-Everything here runs on a read-only connection (see ``database.ReadOnlyArchive``), so a
-user's query can never change the record.
+Callers give these a read-only archive (``database.open_readonly``: writes, ATTACH and
+extensions refused, a time limit), so a user's query can never change the record.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import logging
 from typing import Any
 
-from nota.archive.database import ReadOnlyArchive
+from nota.archive.database import Archive
+from nota.archive.selections import expand_header_calls
+
+log = logging.getLogger(__name__)
 
 __all__ = ["run_query", "list_frames", "frame_summary", "FRAME_COLUMNS"]
 
@@ -19,18 +22,13 @@ FRAME_COLUMNS = (
 )
 
 
-def run_query(
-    db_path: str | Path, sql: str, params: dict[str, Any] | None = None, time_limit: float = 10.0
-) -> tuple[list[str], list[tuple]]:
-    """Run one user SELECT on a read-only connection; returns (columns, rows)."""
-    from nota.archive.selections import expand_header_calls
-
-    with ReadOnlyArchive(db_path, time_limit=time_limit) as archive:
-        return archive.run(expand_header_calls(sql), params or {})
+def run_query(archive: Archive, sql: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
+    """Run one user SELECT (``header('KEY')`` calls expanded); returns (columns, rows)."""
+    return archive.run(expand_header_calls(sql), params or {})
 
 
 def list_frames(
-    db_path: str | Path,
+    archive: Archive,
     *,
     night: str | None = None,
     kind: str | None = None,
@@ -54,10 +52,10 @@ def list_frames(
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY night, date_obs, filename"
-    return run_query(db_path, sql, params)
+    return run_query(archive, sql, params)
 
 
-def frame_summary(db_path: str | Path, under: list[str] | None = None) -> list[dict[str, Any]]:
+def frame_summary(archive: Archive, under: list[str] | None = None) -> list[dict[str, Any]]:
     """Frames counted by night, kind and filter; only those below ``under`` when given."""
     where, params = "", {}
     if under:
@@ -67,9 +65,8 @@ def frame_summary(db_path: str | Path, under: list[str] | None = None) -> list[d
             params[f"r{i}"] = root
             params[f"p{i}"] = root.rstrip("/") + "/"
         where = "WHERE " + " OR ".join(clauses)
-    with ReadOnlyArchive(db_path) as archive:
-        return archive.dicts(
-            "SELECT night, kind, coalesce(filter, '') AS filter, count(*) AS frames FROM frames "
-            f"{where} GROUP BY night, kind, filter ORDER BY night, kind, filter",
-            params,
-        )
+    return archive.dicts(
+        "SELECT night, kind, coalesce(filter, '') AS filter, count(*) AS frames FROM frames "
+        f"{where} GROUP BY night, kind, filter ORDER BY night, kind, filter",
+        params,
+    )

@@ -13,19 +13,19 @@ is NULL, so ``(:night IS NULL OR night = :night)`` makes it optional.
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
-from nota.archive.database import ReadOnlyArchive
+from nota.archive.database import Archive, open_readonly
 from nota.archive.provenance import utc_now
 from nota.errors import NotaError, QueryError
 from nota.instruments import available_profiles
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Selection",
@@ -37,6 +37,7 @@ __all__ = [
     "get_selection",
     "select",
     "selected_file_ids",
+    "selection_condition",
     "frames_query",
 ]
 
@@ -98,13 +99,13 @@ def shipped_selections(profile_key: str) -> list[Selection]:
     return found
 
 
-def sync_shipped_selections(db: sqlite_utils.Database) -> None:
+def sync_shipped_selections(archive: Archive) -> None:
     """Store the profiles' selections; a user's selection of the same name is left alone."""
     now = utc_now()
-    with db.conn:
+    with archive.transaction() as conn:
         for key in available_profiles():
             for s in shipped_selections(key):
-                db.conn.execute(
+                conn.execute(
                     "INSERT INTO selections (name, condition, doc, source, created_at, updated_at)"
                     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
                     " condition = excluded.condition, doc = excluded.doc, updated_at = excluded.updated_at"
@@ -113,25 +114,24 @@ def sync_shipped_selections(db: sqlite_utils.Database) -> None:
                 )
 
 
-def _check(db_path: str | Path, condition: str) -> None:
-    """Refuse a condition that is not valid read-only SQL over frames."""
+def _check(archive: Archive, condition: str) -> None:
+    """Refuse a condition that is not valid read-only SQL over frames: it runs once on a
+    read-only handle of the same archive, where any write is refused."""
     params = {p: None for p in Selection("x", condition, "", "").parameters}
-    with ReadOnlyArchive(db_path) as archive:
-        archive.run(frames_query(condition, "count(*)", "1") + " LIMIT 1", params)
+    with open_readonly(archive.path) as readonly:
+        readonly.run(frames_query(condition, "count(*)", "1") + " LIMIT 1", params)
 
 
-def add_selection(
-    db: sqlite_utils.Database, db_path: str | Path, name: str, condition: str, doc: str = ""
-) -> Selection:
+def add_selection(archive: Archive, name: str, condition: str, doc: str = "") -> Selection:
     """Store (or replace) a user's selection, after checking it runs."""
     if not _NAME.match(name):
         raise QueryError(f"selection name {name!r}: use lower-case letters, digits and _")
     if ";" in _strip_strings(condition):
         raise QueryError("a selection is one condition (no ';')")
-    _check(db_path, condition)
+    _check(archive, condition)
     now = utc_now()
-    with db.conn:
-        db.conn.execute(
+    with archive.transaction() as conn:
+        conn.execute(
             "INSERT INTO selections (name, condition, doc, source, created_at, updated_at)"
             " VALUES (?, ?, ?, 'user', ?, ?) ON CONFLICT (name) DO UPDATE SET"
             " condition = excluded.condition, doc = excluded.doc, source = 'user',"
@@ -141,19 +141,17 @@ def add_selection(
     return Selection(name, condition, doc, "user")
 
 
-def list_selections(db_path: str | Path) -> list[Selection]:
-    with ReadOnlyArchive(db_path) as archive:
-        _, rows = archive.run("SELECT name, condition, doc, source FROM selections ORDER BY name")
+def list_selections(archive: Archive) -> list[Selection]:
+    """Every stored selection, by name."""
+    _, rows = archive.run("SELECT name, condition, doc, source FROM selections ORDER BY name")
     return [Selection(*row) for row in rows]
 
 
-def get_selection(db_path: str | Path, name: str) -> Selection:
-    with ReadOnlyArchive(db_path) as archive:
-        _, rows = archive.run(
-            "SELECT name, condition, doc, source FROM selections WHERE name = ?", (name,)
-        )
+def get_selection(archive: Archive, name: str) -> Selection:
+    """A stored selection by name; the known names in the error when there is none."""
+    _, rows = archive.run("SELECT name, condition, doc, source FROM selections WHERE name = ?", (name,))
     if not rows:
-        known = ", ".join(s.name for s in list_selections(db_path))
+        known = ", ".join(s.name for s in list_selections(archive))
         raise QueryError(f"no selection named {name!r} (known: {known or 'none'})")
     return Selection(*rows[0])
 
@@ -170,30 +168,27 @@ def _bind(condition: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def select(
-    db_path: str | Path,
+    archive: Archive,
     condition: str,
     params: dict[str, Any] | None = None,
     columns: str = "*",
 ) -> tuple[list[str], list[tuple]]:
-    """The frames a condition selects, on a read-only connection."""
-    with ReadOnlyArchive(db_path) as archive:
-        return archive.run(frames_query(condition, columns), _bind(condition, params or {}))
+    """The frames a condition selects (user SQL: give a read-only archive)."""
+    return archive.run(frames_query(condition, columns), _bind(condition, params or {}))
 
 
-def selection_condition(conn: sqlite3.Connection, name: str) -> str:
+def selection_condition(archive: Archive, name: str) -> str:
     """The SQL condition of a stored selection, for steps the profile drives by name."""
-    row = conn.execute("SELECT condition FROM selections WHERE name = ?", (name,)).fetchone()
+    row = archive.conn.execute("SELECT condition FROM selections WHERE name = ?", (name,)).fetchone()
     if row is None:
         raise NotaError(f"the profile needs a selection named {name!r}: see `nota selection list`")
     return row[0]
 
 
-def selected_file_ids(
-    conn: sqlite3.Connection, condition: str, params: dict[str, Any] | None = None
-) -> list[int]:
-    """file_ids a condition selects, on an existing connection (grouping uses its own)."""
+def selected_file_ids(archive: Archive, condition: str, params: dict[str, Any] | None = None) -> list[int]:
+    """file_ids a condition selects, in the selection's order (night, date_obs, filename)."""
     sql = frames_query(condition, "file_id")
     try:
-        return [r[0] for r in conn.execute(sql, _bind(condition, params or {}))]
+        return [r[0] for r in archive.conn.execute(sql, _bind(condition, params or {}))]
     except sqlite3.DatabaseError as exc:
         raise QueryError(f"selection failed: {exc}") from None

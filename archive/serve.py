@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from nota.archive.catalogue import catalogue_metadata
+from nota.archive.datasette_metadata import datasette_metadata
 from nota.archive.database import ensure_current
 from nota.errors import NotaError
 
@@ -46,7 +46,7 @@ def make_datasette(db_path: str | Path, time_limit_ms: int | None = None):
         settings["sql_time_limit_ms"] = time_limit_ms
     # Datasette opens a mutable database with ?mode=ro for every query it runs, so new
     # rows written by `nota reduce` (WAL) show on reload and nothing here can write.
-    return Datasette([str(path)], metadata=catalogue_metadata(database_name(path)), settings=settings)
+    return Datasette([str(path)], metadata=datasette_metadata(database_name(path)), settings=settings)
 
 
 def serve(

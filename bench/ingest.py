@@ -25,8 +25,8 @@ import time
 import warnings
 from pathlib import Path
 
-from nota.archive.database import open_database
-from nota.archive.ingest import ingest, iter_fits
+from nota.archive.database import open_archive
+from nota.pipeline.ingest import ingest, iter_fits
 from nota.simulate import simulate_run
 
 
@@ -84,14 +84,12 @@ def main() -> int:
     nbytes, read_wall, read_cpu = timed(lambda: plain_read(files))
     n_peer, peer_wall, peer_cpu = timed(lambda: peer(dirs))
     with tempfile.TemporaryDirectory() as tmp:
-        db = open_database(Path(tmp) / "index.db")
-        _, index_wall, index_cpu = timed(lambda: ingest(db, dirs, hash_content=False))
-        db.conn.close()
-        db = open_database(Path(tmp) / "bench.db")
-        report, nota_wall, nota_cpu = timed(lambda: ingest(db, dirs))
-        cards = db.conn.execute("SELECT count(*) FROM headers").fetchone()[0]
-        again, re_wall, re_cpu = timed(lambda: ingest(db, dirs))
-        db.conn.close()
+        with open_archive(Path(tmp) / "index.db") as archive:
+            _, index_wall, index_cpu = timed(lambda: ingest(archive, dirs, hash_content=False))
+        with open_archive(Path(tmp) / "bench.db") as archive:
+            report, nota_wall, nota_cpu = timed(lambda: ingest(archive, dirs))
+            cards = archive.conn.execute("SELECT count(*) FROM headers").fetchone()[0]
+            again, re_wall, re_cpu = timed(lambda: ingest(archive, dirs))
     assert report.outcomes["new"] == len(files), report.outcomes
     assert n_peer == len(files), n_peer
 

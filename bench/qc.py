@@ -43,16 +43,15 @@ def run_peer(night: Path) -> dict:
 
 
 def run_nota(night: Path) -> dict:
-    from nota.archive.database import open_database
-    from nota.archive.ingest import ingest
-    from nota.archive.qc import run_qc
+    from nota.archive.database import open_archive
+    from nota.pipeline.ingest import ingest
+    from nota.pipeline.qc import run_qc
 
-    with tempfile.TemporaryDirectory() as tmp:
-        db = open_database(Path(tmp) / "bench.db")
-        ingest(db, [night])
+    with tempfile.TemporaryDirectory() as tmp, open_archive(Path(tmp) / "bench.db") as archive:
+        ingest(archive, [night])
         # Worker processes' CPU counts too, but not that of ingest's workers before.
         t0, c0 = time.perf_counter(), cpu_seconds()
-        report = run_qc(db)
+        report = run_qc(archive)
         wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     return {"frames": report.measured, "wall": wall, "cpu": cpu}
 

@@ -99,10 +99,11 @@ def run_peer(db_path: Path, out: Path, small: bool) -> dict:
 
 
 def run_nota(db_path: Path, out: Path, small: bool) -> dict:
-    from nota.archive.database import open_database
-    from nota.archive.reduction import ReduceOptions, plan_reduction, run_plan
+    from nota.archive.database import open_archive, open_readonly
+    from nota.pipeline.plan import ReduceOptions, plan_reduction
+    from nota.pipeline.run import run_plan
 
-    db = open_database(db_path)
+    db = open_archive(db_path)
     # The lecture's chain stops at flat fielding: so does nota here (no cosmic-ray cleaning,
     # stacks or photometric calibration).
     options = ReduceOptions(products_root=str(out), cosmics=False, stacks=False, photometry=False)
@@ -148,12 +149,12 @@ def child(which: str, db_path: Path, out: Path, small: bool) -> None:
 
 
 def prepare(night: Path, db_path: Path) -> None:
-    from nota.archive.database import open_database
-    from nota.archive.groups import build_groups
-    from nota.archive.ingest import ingest
-    from nota.archive.qc import run_qc
+    from nota.archive.database import open_archive, open_readonly
+    from nota.pipeline.groups import build_groups
+    from nota.pipeline.ingest import ingest
+    from nota.pipeline.qc import run_qc
 
-    db = open_database(db_path)
+    db = open_archive(db_path)
     ingest(db, [night])
     run_qc(db)
     build_groups(db)

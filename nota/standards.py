@@ -27,7 +27,7 @@ __all__ = [
     "catalogue_magnitudes",
     "load_calspec",
     "read_oke_table",
-    "resolve_filter",
+    "find_filter",
     "standard_for_object",
     "synthetic_magnitudes",
 ]
@@ -126,7 +126,7 @@ def synthetic_magnitudes(name: str, filters: list[Filter]) -> dict[str, float]:
     }
 
 
-def resolve_filter(filter_id_or_name: int | str, profile: Profile | None = None) -> Filter:
+def find_filter(filter_id_or_name: int | str, profile: Profile | None = None) -> Filter:
     """A filter of the profile's table from its NOT id (78, "78", "#78") or its name.
 
     Names match the short name ('R', 'NII_658') or the full table name, case-insensitively;
@@ -153,7 +153,7 @@ def _catalogue_magnitude(name: str, filt: Filter) -> float:
     return ab_magnitude(wavelength, flux, passband_for_filter(filt))
 
 
-def catalogue_magnitudes(name: str, filter_id_or_name: int | str) -> tuple[float, str]:
+def catalogue_magnitudes(name: str, filter_id_or_name: int | str, profile: Profile | None = None) -> tuple[float, str]:
     """(magnitude, system) of a CALSPEC standard through a NOT filter.
 
     The magnitude is synthetic AB: the CALSPEC spectrum integrated through the filter's
@@ -167,11 +167,11 @@ def catalogue_magnitudes(name: str, filter_id_or_name: int | str) -> tuple[float
     >>> system, round(mag, 2)
     ('AB', 11.98)
     """
-    filt = resolve_filter(filter_id_or_name)
+    filt = find_filter(filter_id_or_name, profile)
     return round(_catalogue_magnitude(canonical_name(name), filt), 4), MAGNITUDE_SYSTEM
 
 
-def catalogue_colour(name: str, colour_index: str) -> float:
+def catalogue_colour(name: str, colour_index: str, profile: Profile | None = None) -> float:
     """A CALSPEC standard's colour ('B-V': B minus V) from its synthetic AB magnitudes.
 
     Known in every filter of the table whichever filters a night observed, which is what
@@ -185,7 +185,7 @@ def catalogue_colour(name: str, colour_index: str) -> float:
     """
     for at in [i for i, ch in enumerate(colour_index) if ch == "-"]:
         try:
-            first, second = resolve_filter(colour_index[:at]), resolve_filter(colour_index[at + 1:])
+            first, second = find_filter(colour_index[:at], profile), find_filter(colour_index[at + 1:], profile)
         except KeyError:
             continue
         key = canonical_name(name)

@@ -70,6 +70,14 @@ def extract_sources(data: np.ndarray, fwhm: float, mask: np.ndarray | None = Non
     table = table[:limit]
     x = "x_centroid" if "x_centroid" in table.colnames else "xcentroid"
     y = "y_centroid" if "y_centroid" in table.colnames else "ycentroid"
+    rows, cols = values.shape
+    # The finder's centroid of a source on a masked edge can fall outside the image (or be
+    # NaN), which centroid_sources refuses: such a source is no star to solve on.
+    found_x, found_y = np.asarray(table[x], float), np.asarray(table[y], float)
+    table = table[np.isfinite(found_x) & np.isfinite(found_y) & (found_x >= 0) & (found_y >= 0)
+                  & (found_x <= cols - 1) & (found_y <= rows - 1)]
+    if len(table) == 0:
+        return Sources(np.array([]), np.array([]), np.array([]))
     # The finder's marginal centroids are biased toward pixel centres for a sharp PSF; a
     # 2-D Gaussian fit to each star is not, and astrometry is only as good as centroids.
     box = max(5, int(2 * round(fwhm) + 1) | 1)
@@ -79,7 +87,6 @@ def extract_sources(data: np.ndarray, fwhm: float, mask: np.ndarray | None = Non
                                   box_size=box, centroid_func=centroid_2dg, mask=mask)
     # A fit that wandered off its star (or off the image) is no centroid.
     moved = np.hypot(xs - np.asarray(table[x]), ys - np.asarray(table[y]))
-    rows, cols = values.shape
     good = (np.isfinite(xs) & np.isfinite(ys) & (moved < box / 2)
             & (xs >= 0) & (ys >= 0) & (xs <= cols - 1) & (ys <= rows - 1))
     return Sources(xs[good], ys[good], np.asarray(table["flux"])[good])

@@ -10,25 +10,23 @@ filter's colour index (e.g. B-V), fitted by weighted least squares. With too few
 or too small an airmass range the slope k is not measured but taken from the site's mean
 extinction curve; with too few stars or too small a colour range c is not fitted (or a
 given value is used). Pure functions: the caller measures the frames
-(``nota.reduce.photometry``) and looks up the catalogue magnitudes and colours
+(``nota.reduce.aperture``) and looks up the catalogue magnitudes and colours
 (``nota.standards``).
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nota.errors import CalibrationError
-from nota.passbands import Passband
+from nota.reduce.extinction import extinction_curve, extinction_from_curve
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -144,32 +142,6 @@ class ZeroPointFit:
                - 2 * airmass * self.cov_zp_k + 2 * colour * self.cov_zp_c
                - 2 * airmass * colour * self.cov_k_c)
         return math.sqrt(max(var, 0.0))
-
-
-def extinction_curve(name: str = "lapalma_extinction.dat") -> tuple[np.ndarray, np.ndarray]:
-    """A site's mean extinction curve shipped in ``nota/data``: wavelength (Å), mag/airmass."""
-    return _read_curve(name)
-
-
-@functools.cache
-def _read_curve(name: str) -> tuple[np.ndarray, np.ndarray]:
-    text = resources.files("nota").joinpath("data", name).read_text()
-    table = np.loadtxt(io.StringIO(text), comments="#", usecols=(0, 1), ndmin=2)
-    return table[:, 0], table[:, 1]
-
-
-def extinction_from_curve(passband: Passband, name: str = "lapalma_extinction.dat") -> float:
-    """Mean extinction through a passband, weighted by photons (T(λ) λ), in mag/airmass.
-
-    For a narrow band this is the curve at the band's centre; for a broad band it leans
-    towards where the band transmits most (King 1985's La Palma curve by default).
-    """
-    w_curve, k_curve = extinction_curve(name)
-    w, t = passband.wavelength, passband.response
-    grid = np.union1d(w, w_curve[(w_curve > w[0]) & (w_curve < w[-1])])
-    weight = np.interp(grid, w, t, left=0.0, right=0.0) * grid
-    k = np.interp(grid, w_curve, k_curve)
-    return float(np.trapezoid(k * weight, grid) / np.trapezoid(weight, grid))
 
 
 def _weighted_fit(design: np.ndarray, y: np.ndarray, sigma: np.ndarray,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from nota.archive.database import open_database
+from nota.archive.database import open_archive
 
 
 @pytest.fixture(autouse=True)
@@ -26,9 +26,8 @@ def db_path(tmp_path) -> Path:
 @pytest.fixture
 def archive(db_path):
     """A migrated archive in tmp_path, closed after the test."""
-    db = open_database(db_path)
-    yield db
-    db.conn.close()
+    with open_archive(db_path) as opened:
+        yield opened
 
 
 def alfosc_header(**cards) -> fits.Header:
@@ -90,16 +89,15 @@ def small_night(tmp_path_factory):
 @pytest.fixture(scope="session")
 def _night_db(small_night, tmp_path_factory):
     """An archive of the small night after ingest, qc and groups (built once)."""
-    from nota.archive.groups import build_groups
-    from nota.archive.ingest import ingest
-    from nota.archive.qc import run_qc
+    from nota.pipeline.groups import build_groups
+    from nota.pipeline.ingest import ingest
+    from nota.pipeline.qc import run_qc
 
     path = tmp_path_factory.mktemp("archive") / "night.db"
-    db = open_database(path)
-    ingest(db, [small_night.directory])
-    run_qc(db)
-    build_groups(db)
-    db.conn.close()
+    with open_archive(path) as archive:
+        ingest(archive, [small_night.directory])
+        run_qc(archive)
+        build_groups(archive)
     return path
 
 
@@ -131,11 +129,12 @@ def copy_database(source, target):
 @pytest.fixture(scope="session")
 def _reduced(_night_db, tmp_path_factory):
     """The small night reduced once: (archive path, products root)."""
-    from nota.archive.reduction import ReduceOptions, plan_reduction, run_plan
+    from nota.pipeline.plan import ReduceOptions, plan_reduction
+    from nota.pipeline.run import run_plan
 
     base = tmp_path_factory.mktemp("reduced")
     path = copy_database(_night_db, base / "reduced.db")
-    db = open_database(path)
+    db = open_archive(path)
     options = ReduceOptions(products_root=str(base / "products"))
     report = run_plan(db, plan_reduction(db, options), options, jobs=2)
     assert not report.failed, report.failed
@@ -147,11 +146,12 @@ def _reduced(_night_db, tmp_path_factory):
 def _reduced_unclean(_night_db, tmp_path_factory):
     """The small night reduced without cleaning cosmic rays (for the cleaning and stacking
     functions themselves): (archive path, products root)."""
-    from nota.archive.reduction import ReduceOptions, plan_reduction, run_plan
+    from nota.pipeline.plan import ReduceOptions, plan_reduction
+    from nota.pipeline.run import run_plan
 
     base = tmp_path_factory.mktemp("unclean")
     path = copy_database(_night_db, base / "unclean.db")
-    db = open_database(path)
+    db = open_archive(path)
     options = ReduceOptions(products_root=str(base / "products"), cosmics=False, stacks=False)
     report = run_plan(db, plan_reduction(db, options), options, jobs=2)
     assert not report.failed, report.failed

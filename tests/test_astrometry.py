@@ -55,16 +55,17 @@ def test_a_field_without_an_index_does_not_solve(_reduced, small_night, index_di
 
 def test_reduce_writes_the_solved_wcs_into_products(_night_db, small_night, index_dir, tmp_path):
     from conftest import copy_database
-    from nota.archive.database import open_database
-    from nota.archive.products import read_product
-    from nota.archive.reduction import ReduceOptions, plan_reduction, run_plan
+    from nota.archive.database import open_archive, open_readonly
+    from nota.pipeline.product_files import read_product
+    from nota.pipeline.plan import ReduceOptions, plan_reduction
+    from nota.pipeline.run import run_plan
 
     path = copy_database(_night_db, tmp_path / "wcs.db")
-    db = open_database(path)
+    db = open_archive(path)
     options = ReduceOptions(products_root=str(tmp_path / "products"), index_dir=str(index_dir))
     plan = plan_reduction(db, options)
     keep = ("fzt_ALrd120103.fits", "fzt_ALrd120104.fits", "fzt_ALrd120080.fits")
-    plan.tasks[:] = [t for t in plan.tasks if t.kind.startswith("master") or t.output.endswith(keep)]
+    plan.tasks[:] = [t for t in plan.tasks if t.step.startswith("master") or t.output.endswith(keep)]
     report = run_plan(db, plan, options, jobs=1)
     assert not report.failed, report.failed
     truth = load_truth(small_night.directory)
@@ -77,13 +78,28 @@ def test_reduce_writes_the_solved_wcs_into_products(_night_db, small_night, inde
         x, y = np.array([0, 509, 255]), np.array([0, 502, 251])
         assert solved.pixel_to_world(x, y).separation(true.pixel_to_world(x + 15, y + 5)).arcsec.max() < 0.1
         rms, matched = db.conn.execute(
-            "SELECT wcs_rms_arcsec, wcs_matched FROM qc JOIN files USING (file_id) WHERE name = ?", (frame["filename"],)
+            "SELECT wcs_rms_arcsec, wcs_matched FROM products p JOIN files f USING (file_id)"
+            " WHERE f.name = ? AND p.current = 1", (frame["filename"],)
         ).fetchone()
         assert matched >= 20 and rms < 0.1
-    # A frame that does not solve is flagged and kept (a standard field: NGC 4496A's index only).
+    # A frame that does not solve is kept and says why (a standard field: NGC 4496A's index only).
     standard = read_product(tmp_path / "products" / "2008-04-12" / "reduced" / "fzt_ALrd120080.fits")
     assert standard.header["NOTAWCS"].startswith("not solved")
-    flag = db.conn.execute(
-        "SELECT excludes FROM flags JOIN files USING (file_id) WHERE name = 'ALrd120080.fits' AND flag = 'not_solved'"
-    ).fetchone()
-    assert flag == (0,)
+    (status,) = db.conn.execute(
+        "SELECT p.wcs_status FROM products p JOIN files f USING (file_id) WHERE f.name = 'ALrd120080.fits'"
+        " AND p.current = 1").fetchone()
+    assert status == standard.header["NOTAWCS"]
+    assert not db.conn.execute("SELECT count(*) FROM flags JOIN files USING (file_id)"
+                               " WHERE name = 'ALrd120080.fits'").fetchone()[0]  # flags are qc's alone
+
+
+def test_a_source_centred_off_the_image_is_passed_over(_reduced):
+    """ALrd120119 (C5363, [NII]) has a source on its masked edge whose first centroid falls
+    outside the frame; centroid_sources refused the whole list, and the frame failed."""
+    _, options = _reduced
+    ccd = CCDData.read(f"{options.products_root}/2008-04-12/reduced/fzt_ALrd120119.fits",
+                       hdu_uncertainty="UNCERT", hdu_mask="MASK")
+    sources = extract_sources(ccd.data, 1.0 / (0.19 * 4), mask=ccd.mask)
+    rows, cols = ccd.shape
+    assert len(sources.x) >= 20
+    assert ((sources.x >= 0) & (sources.x <= cols - 1) & (sources.y >= 0) & (sources.y <= rows - 1)).all()

@@ -8,27 +8,42 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import copy_database
-from nota.archive.calibration import calibrate_nights, list_calibrations
-from nota.archive.database import open_database
+from nota.archive.calibrations import list_calibrations
+from nota.archive.database import open_archive, open_readonly
 from nota.cli import app
+from nota.pipeline.plan import plan_reduction
+from nota.pipeline.run import run_plan
 from test_zeropoint import night  # noqa: F401  (the truth per filter, in reduced-frame units)
+
+
+def calibrate(path, options):
+    """Run only the plan's photometric calibrations; returns (report, solutions up to date)."""
+    with open_archive(path) as archive:
+        plan = plan_reduction(archive, options)
+        plan.tasks[:] = [t for t in plan.tasks if t.step == "photometric_calibration"]
+        report = run_plan(archive, plan, options, jobs=1)
+    return report, len([t for t in plan.up_to_date if t.step == "photometric_calibration"])
+
+
+def solutions(path) -> list[dict]:
+    with open_readonly(path) as archive:
+        return list_calibrations(archive)
 
 
 @pytest.fixture(scope="module")
 def calibrated(_reduced, tmp_path_factory):
     """The reduced night's archive (nota reduce calibrated it) and a second calibration run."""
-    db_path, _ = _reduced
+    db_path, options = _reduced
     path = copy_database(db_path, tmp_path_factory.mktemp("calibration") / "cal.db")
-    report = calibrate_nights(open_database(path))
-    return path, report
+    return path, calibrate(path, options), options
 
 
 def test_each_filter_is_calibrated_against_the_truth(calibrated, night):  # noqa: F811
-    path, report = calibrated
+    path, (report, up_to_date), _ = calibrated
     # nota reduce made them, between the standards and the science frames: nothing to redo.
-    assert not report.failed and report.made == [] and report.up_to_date == 3
+    assert not report.failed and report.calibrations == [] and up_to_date == 3
     _, expected = night
-    for c in list_calibrations(path):
+    for c in solutions(path):
         zp, k = expected[c["filter"]]
         assert c["magnitude_system"] == "AB" and c["method"].startswith("zero point and extinction fitted; ")
         assert abs(c["k"] - k) < 0.02, c
@@ -38,10 +53,10 @@ def test_each_filter_is_calibrated_against_the_truth(calibrated, night):  # noqa
 
 
 def test_calibration_is_recorded_and_not_redone(calibrated):
-    path, _ = calibrated
-    db = open_database(path)
-    again = calibrate_nights(db)
-    assert again.made == [] and again.up_to_date == 3
+    path, _, options = calibrated
+    again, up_to_date = calibrate(path, options)
+    assert again.calibrations == [] and up_to_date == 3
+    db = open_archive(path)
     activities = db.conn.execute(
         "SELECT count(*) FROM activities WHERE step = 'photometric_calibration' AND status = 'ok'"
     ).fetchone()[0]
@@ -60,7 +75,7 @@ def test_calibration_is_recorded_and_not_redone(calibrated):
 
 def test_colour_term_is_null_and_the_method_says_why(calibrated):
     """HZ 44, BD+75 325 and Feige 34 are all hot: 0.01 mag apart in V-R, too close for c."""
-    path, _ = calibrated
+    path, _, _ = calibrated
     out = CliRunner().invoke(app, ["--db", str(path), "calibration", "--json"])
     assert out.exit_code == 0
     solutions = {c["filter"]: c for c in json.loads(out.stdout)}
@@ -71,7 +86,7 @@ def test_colour_term_is_null_and_the_method_says_why(calibrated):
     for band in ("NII_658", "661_5"):
         assert solutions[band]["colour_term"] is None and solutions[band]["colour_index"] is None
         assert solutions[band]["method"].endswith(f"colour term not fitted: no colour index for {band}")
-    db = open_database(path)
+    db = open_archive(path)
     assert db.conn.execute(
         "SELECT count(*) FROM calibrations WHERE current = 1 AND colour_term IS NULL").fetchone()[0] == 3
 
@@ -80,20 +95,20 @@ def test_a_colour_term_given_in_the_profile_is_used(calibrated, night, tmp_path,
     """A user's colour term for R changes the recipe: R is redone with it, the others are not."""
     from dataclasses import replace
 
-    import nota.archive.calibration as calibration
+    from nota.instruments import profile_named
 
-    alfosc = calibration.load_profile("alfosc")
+    alfosc = profile_named("ALFOSC")
     given = replace(alfosc, photometry={**alfosc.photometry, "fixed_colour_term": {"R": [0.03, 0.01]}})
-    monkeypatch.setattr(calibration, "load_profile", lambda key="alfosc": given)
+    monkeypatch.setattr("nota.pipeline.plan.profile_named", lambda name: given)
     path = copy_database(calibrated[0], tmp_path / "given.db")
-    report = calibrate_nights(open_database(path))
-    assert [m["filter"] for m in report.made] == ["R"] and report.up_to_date == 2
-    r = {c["filter"]: c for c in list_calibrations(path)}["R"]
+    report, up_to_date = calibrate(path, calibrated[2])
+    assert [m["filter"] for m in report.calibrations] == ["R"] and up_to_date == 2
+    r = {c["filter"]: c for c in solutions(path)}["R"]
     assert r["colour_term"] == 0.03 and r["colour_term_err"] == pytest.approx(0.01)
     assert r["method"] == "zero point and extinction fitted; colour term fixed at 0.030 in V-R, as given"
     # ZP is now for V-R = 0: the one without a colour term minus c times the standards'
     # mean colour (-0.334); k stays the truth's.
-    before = {c["filter"]: c for c in list_calibrations(calibrated[0])}["R"]
+    before = {c["filter"]: c for c in solutions(calibrated[0])}["R"]
     assert r["zp"] == pytest.approx(before["zp"] + 0.03 * 0.334, abs=0.002)
     assert r["k"] == pytest.approx(night[1]["R"][1], abs=0.02)
 
@@ -102,10 +117,10 @@ def test_a_filter_the_table_lacks_fails_alone(calibrated, tmp_path):
     """Standards in a filter nota has no passband for: that night/filter fails with a
     message, the others stay calibrated (no traceback)."""
     path = copy_database(calibrated[0], tmp_path / "unknown.db")
-    db = open_database(path)
-    db.conn.execute("UPDATE products SET filter = 'Z_unknown' WHERE kind = 'reduced' AND filter = 'R'"
-                    " AND file_id IN (SELECT file_id FROM frames WHERE kind = 'standard')")
-    report = calibrate_nights(db)
-    assert [where for where, _ in report.failed] == ["2008-04-12/Z_unknown"]
-    assert "Z_unknown" in report.failed[0][1]
-    assert report.up_to_date == 2
+    db = open_archive(path)
+    db.conn.execute("UPDATE observations SET filter = 'Z_unknown' WHERE filter = 'R' AND kind = 'standard'")
+    db.close()
+    report, up_to_date = calibrate(path, calibrated[2])
+    assert [where for where, _ in report.failed] == ["calibration 2008-04-12/Z_unknown"]
+    assert "Z_unknown" in report.failed[0][1] and "Traceback" not in report.failed[0][1]
+    assert up_to_date == 2

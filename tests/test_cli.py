@@ -10,7 +10,7 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from nota.archive.ingest import ingest
+from nota.pipeline.ingest import ingest
 from nota.cli import app
 
 COMMANDS = sorted(get_command(app).commands)

@@ -187,8 +187,8 @@ def pipeline(_reduced, _reduced_unclean, small_night):
     path, options = _reduced
     truth = {f["filename"]: f for f in load_truth(small_night.directory)["frames"]}
     conn = sqlite3.connect(path)
-    rows = conn.execute("SELECT f.filename, q.cosmic_pixels FROM frames f JOIN qc q USING (file_id)"
-                        " WHERE f.kind IN ('science', 'standard')").fetchall()
+    rows = conn.execute("SELECT f.filename, p.cosmic_pixels FROM frames f JOIN products p USING (file_id)"
+                        " WHERE f.kind IN ('science', 'standard') AND p.current = 1").fetchall()
     conn.close()
     out = {}
     for name, counted in rows:
@@ -228,7 +228,7 @@ def test_pipeline_leaves_stars_alone(pipeline, small_night):
 
 
 def test_pipeline_changes_only_what_it_counts(pipeline):
-    """Outside CRMASK the product is the uncleaned reduction; NCOSMIC and qc hold the count."""
+    """Outside CRMASK the product is the uncleaned reduction; NCOSMIC and the product's row hold the count."""
     for ccd, crmask, ncosmic, counted, before, _ in pipeline.values():
         assert ncosmic == counted == int(crmask.sum())
         assert np.array_equal(ccd.data[~crmask], before.data[~crmask])

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from nota.archive.database import ReadOnlyArchive, open_database, schema_sql, schema_version
+from nota.archive.database import open_archive, open_readonly, schema_sql, schema_version
 from nota.archive.migrations import MIGRATIONS
 from nota.errors import DatabaseError, QueryError
 
@@ -21,7 +21,7 @@ def shape(conn: sqlite3.Connection) -> set[tuple[str, str, str]]:
 
 
 def test_schema_sql_is_what_a_fresh_archive_holds(db_path):
-    db = open_database(db_path)
+    db = open_archive(db_path)
     reference = sqlite3.connect(":memory:")
     reference.executescript(schema_sql())
     assert shape(db.conn) == shape(reference)
@@ -49,7 +49,7 @@ def test_an_archive_of_every_older_schema_migrates_to_schema_sql(tmp_path):
                  " VALUES ('/x/a.fits', 'a.fits', '/x', 'ok', '2008-04-12T00:00:00', '2008-04-12T00:00:00')")
     conn.commit()
     conn.close()
-    db = open_database(path)
+    db = open_archive(path)
     fresh = sqlite3.connect(":memory:")
     fresh.executescript(schema_sql())
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == schema_version()
@@ -66,7 +66,7 @@ def test_a_reader_of_an_older_archive_migrates_it_first(tmp_path):
     conn = sqlite3.connect(path)
     conn.executescript((Path(__file__).parent / "data" / "schema_v1.sql").read_text())
     conn.close()
-    with ReadOnlyArchive(path) as archive:
+    with open_readonly(path) as archive:
         columns, _ = archive.run("SELECT colour_term_err, colour_index FROM calibrations")
     assert columns == ["colour_term_err", "colour_index"]
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == schema_version()
@@ -81,10 +81,10 @@ def test_migrations_reach_the_schema_version():
 
 
 def test_reopening_keeps_the_data(db_path):
-    db = open_database(db_path)
+    db = open_archive(db_path)
     db.conn.execute("INSERT INTO activities (step, started_at, status) VALUES ('x', 'now', 'ok')")
     db.conn.close()
-    assert open_database(db_path).conn.execute("SELECT count(*) FROM activities").fetchone()[0] == 1
+    assert open_archive(db_path).conn.execute("SELECT count(*) FROM activities").fetchone()[0] == 1
 
 
 def test_refuses_a_newer_or_foreign_database(tmp_path):
@@ -93,17 +93,17 @@ def test_refuses_a_newer_or_foreign_database(tmp_path):
     conn.execute(f"PRAGMA user_version = {schema_version() + 1}")
     conn.close()
     with pytest.raises(DatabaseError, match="newer nota"):
-        open_database(newer)
+        open_archive(newer)
     foreign = tmp_path / "foreign.db"
     conn = sqlite3.connect(foreign)
     conn.execute("CREATE TABLE t (x)")
     conn.close()
     with pytest.raises(DatabaseError, match="not a nota archive"):
-        open_database(foreign)
+        open_archive(foreign)
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not sqlite at all" * 100)
     with pytest.raises(DatabaseError, match="junk.db"):
-        open_database(junk)
+        open_archive(junk)
 
 
 @pytest.mark.parametrize(
@@ -119,7 +119,7 @@ def test_refuses_a_newer_or_foreign_database(tmp_path):
     ],
 )
 def test_user_sql_cannot_write_or_attach(archive, db_path, sql):
-    with ReadOnlyArchive(db_path) as ro:
+    with open_readonly(db_path) as ro:
         with pytest.raises(QueryError, match="refused|not authorized|SQL error"):
             ro.run(sql)
     assert archive.conn.execute("SELECT count(*) FROM activities").fetchone()[0] == 0
@@ -128,7 +128,7 @@ def test_user_sql_cannot_write_or_attach(archive, db_path, sql):
 
 def test_user_sql_has_a_time_limit(archive, db_path):
     endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
-    with ReadOnlyArchive(db_path, time_limit=0.3) as ro:
+    with open_readonly(db_path, time_limit=0.3) as ro:
         with pytest.raises(QueryError, match="time limit"):
             ro.run(endless)
         # The connection is still usable for the next query.
@@ -136,5 +136,5 @@ def test_user_sql_has_a_time_limit(archive, db_path):
 
 
 def test_regexp_in_user_sql(archive, db_path):
-    with ReadOnlyArchive(db_path) as ro:
+    with open_readonly(db_path) as ro:
         assert ro.run("SELECT 'Sky Flat evening' REGEXP 'flat', 'Bias' REGEXP 'flat'")[1] == [(1, 0)]

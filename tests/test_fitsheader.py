@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from nota.archive.fitsheader import read_file_hdus
+from nota.fitsheader import read_file_hdus
 from nota.errors import FitsError
 
 

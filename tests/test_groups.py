@@ -14,10 +14,12 @@ import pytest
 from astropy.io import fits
 from typer.testing import CliRunner
 
-from nota.archive.database import open_database
-from nota.archive.groups import build_groups, explain, groups_as_dicts, pin_group, set_override
-from nota.archive.ingest import ingest
-from nota.archive.qc import run_qc
+from nota.archive.association import explain
+from nota.archive.database import open_archive, open_readonly
+from nota.archive.groups import groups_as_dicts, pin_group, set_override
+from nota.pipeline.groups import build_groups
+from nota.pipeline.ingest import ingest
+from nota.pipeline.qc import run_qc
 from nota.cli import app
 from nota.simulate import load_truth
 
@@ -26,13 +28,18 @@ def seq(name: str) -> int:
     return int(name[-9:-5])
 
 
+def grouped(path):
+    with open_readonly(path) as archive:
+        return groups_as_dicts(archive)
+
+
 def members(groups, key_part, included=True):
     (group,) = [g for g in groups if g["key"].startswith(key_part)]
     return sorted(seq(m["filename"]) for m in group["members"] if m["included"] == included), group
 
 
 def test_groups_are_the_lecture_choices(night_db):
-    groups = groups_as_dicts(night_db)
+    groups = grouped(night_db)
     bias, g = members(groups, "master_bias/2008-04-12")
     assert bias == list(range(1, 11)) and g["usable"]
     nb78, g = members(groups, "master_flat/2008-04-12/NII_658/sky_flat")
@@ -53,7 +60,7 @@ def test_groups_are_the_lecture_choices(night_db):
 
 def test_flags_match_the_simulated_defects(night_db, small_night):
     truth = load_truth(small_night.directory)
-    db = open_database(night_db)
+    db = open_archive(night_db)
     flags = {}
     for name, flag, excludes in db.conn.execute(
         "SELECT f.name, g.flag, g.excludes FROM flags g JOIN files f USING (file_id)"
@@ -80,7 +87,7 @@ def test_flags_match_the_simulated_defects(night_db, small_night):
 
 
 def test_qc_figures_are_numpys_on_the_same_pixels(night_db, small_night):
-    db = open_database(night_db)
+    db = open_archive(night_db)
     for name in ("ALrd120005.fits", "ALrd120050.fits", "ALrd120103.fits"):
         section, mean, median, std, lo, hi = db.conn.execute(
             "SELECT q.section, q.mean, q.median, q.std, q.min, q.max FROM qc q JOIN files f"
@@ -99,7 +106,7 @@ def test_qc_figures_are_numpys_on_the_same_pixels(night_db, small_night):
 
 
 def test_frames_are_associated_to_their_own_filters_masters(night_db):
-    db = open_database(night_db)
+    db = open_archive(night_db)
     rows = db.conn.execute(
         "SELECT fr.filename, fr.filter, a.purpose, g.filter, g.purpose, g.night, a.rule"
         " FROM associations a JOIN frames fr USING (file_id)"
@@ -112,7 +119,8 @@ def test_frames_are_associated_to_their_own_filters_masters(night_db):
         assert gpurpose == purpose and gnight == "2008-04-12" and rule == "same night"
         if purpose == "master_flat":
             assert gfilter == filt
-    answer = explain(night_db, "ALrd120103.fits")
+    with open_readonly(night_db) as readonly:
+        answer = explain(readonly, "ALrd120103.fits")
     chosen = {c["purpose"]: c["group"] for c in answer["calibrations"]}
     assert chosen == {"master_bias": "master_bias/2008-04-12/4x4",
                       "master_flat": "master_flat/2008-04-12/R/sky_flat/4x4"}
@@ -121,7 +129,7 @@ def test_frames_are_associated_to_their_own_filters_masters(night_db):
 
 
 def test_overrides_survive_reingest_and_regrouping(night_db, small_night):
-    db = open_database(night_db)
+    db = open_archive(night_db)
     set_override(db, "ALrd120047.fits", "exclude", "a satellite trail seen in DS9")
     set_override(db, "ALrd120045.fits", "include", "11 kADU is enough for me")
     # Touch every raw file: ingest re-reads them (same content) and keeps identities.
@@ -131,7 +139,7 @@ def test_overrides_survive_reingest_and_regrouping(night_db, small_night):
     assert report.outcomes["unchanged"] == 134
     run_qc(db)
     build_groups(db)
-    nb78, group = members(groups_as_dicts(night_db), "master_flat/2008-04-12/NII_658/sky_flat")
+    nb78, group = members(grouped(night_db), "master_flat/2008-04-12/NII_658/sky_flat")
     assert nb78 == [45, 46, 48, 49, 50]
     reasons = {seq(m["filename"]): m["reason"] for m in group["members"]}
     assert reasons[47] == "excluded by user: a satellite trail seen in DS9"
@@ -139,15 +147,15 @@ def test_overrides_survive_reingest_and_regrouping(night_db, small_night):
 
 
 def test_pinned_group(night_db):
-    db = open_database(night_db)
+    db = open_archive(night_db)
     key = "master_flat/2008-04-12/NII_658/sky_flat/4x4"
     pin_group(db, key, ["ALrd120046.fits", "ALrd120047.fits", "ALrd120048.fits"])
     build_groups(db)
-    nb78, group = members(groups_as_dicts(night_db), key)
+    nb78, group = members(grouped(night_db), key)
     assert nb78 == [46, 47, 48] and group["usable"]
     pin_group(db, key, [])
     build_groups(db)
-    assert members(groups_as_dicts(night_db), key)[0] == [46, 47, 48, 49, 50]
+    assert members(grouped(night_db), key)[0] == [46, 47, 48, 49, 50]
 
 
 def test_a_frame_with_no_possible_calibration(night_db, small_night, tmp_path):
@@ -157,7 +165,7 @@ def test_a_frame_with_no_possible_calibration(night_db, small_night, tmp_path):
         hdul[0].header["OBJECT"] = "GC4496A B 1x300s"
         (tmp_path / "extra").mkdir()
         hdul.writeto(tmp_path / "extra" / "ALrd129999.fits")
-    db = open_database(night_db)
+    db = open_archive(night_db)
     ingest(db, [tmp_path / "extra"])
     run_qc(db)
     report = build_groups(db)
@@ -205,5 +213,5 @@ def test_selections(night_db):
     ]
     refused = runner.invoke(app, ["--db", str(night_db), "selection", "add", "evil", "1); DELETE FROM files; --"])
     assert refused.exit_code == 1 and "Error:" in refused.output
-    db = open_database(night_db)
+    db = open_archive(night_db)
     assert db.conn.execute("SELECT count(*) FROM files").fetchone()[0] == 134

@@ -11,7 +11,7 @@ from astropy.io import fits
 from typer.testing import CliRunner
 
 from conftest import file_digests
-from nota.archive.ingest import ingest
+from nota.pipeline.ingest import ingest
 from nota.cli import app
 
 
@@ -46,15 +46,14 @@ def cards_stored(db, path) -> int:
 
 def test_every_card_is_stored_in_each_archive_of_one_process(write_frame, tmp_path):
     """Readers send each distinct card once per run: a second run, elsewhere, starts afresh."""
-    from nota.archive.database import open_database
+    from nota.archive.database import open_archive
 
     paths = [write_frame("ALrd120001.fits"), write_frame("ALrd120002.fits", mef=True)]
     expected = [sum(len(h.header) for h in fits.open(p)) for p in paths]
     for name in ("one.db", "two.db"):
-        db = open_database(tmp_path / name)
-        ingest(db, [tmp_path / "raw"], jobs=1)
-        assert [cards_stored(db, p) for p in paths] == expected
-        db.conn.close()
+        with open_archive(tmp_path / name) as archive:
+            ingest(archive, [tmp_path / "raw"], jobs=1)
+            assert [cards_stored(archive, p) for p in paths] == expected
 
 
 def test_cards_first_read_in_a_file_not_stored_again_still_reach_the_next(
@@ -106,7 +105,7 @@ def test_changed_file_is_reindexed_and_the_change_recorded(archive, write_frame,
     assert count(archive, "SELECT count(*) FROM files") == 1
     assert archive.conn.execute("SELECT object FROM frames").fetchone()[0] == "Bias evening"
     assert count(archive, "SELECT count(*) FROM headers WHERE keyword = 'OBJECT'") == 1
-    note = archive.conn.execute("SELECT note FROM used WHERE role = 'changed'").fetchone()[0]
+    note = archive.conn.execute("SELECT reason FROM used WHERE role = 'changed'").fetchone()[0]
     assert old_hash in note
     assert archive.conn.execute("SELECT file_id FROM files").fetchone()[0] == file_id
 
@@ -120,7 +119,11 @@ def test_renamed_file_keeps_its_identity(archive, write_frame, tmp_path):
     report = ingest(archive, [tmp_path / "raw"])
     assert report.outcomes["renamed"] == 1
     assert archive.conn.execute("SELECT file_id, path FROM files").fetchall() == [(file_id, str(moved))]
-    assert str(path) in archive.conn.execute("SELECT note FROM used WHERE role = 'renamed'").fetchone()[0]
+    reason, used_file, used_hash = archive.conn.execute(
+        "SELECT reason, file_id, content_hash FROM used WHERE role = 'renamed'"
+    ).fetchone()
+    assert str(path) in reason
+    assert (used_file, used_hash) == archive.conn.execute("SELECT file_id, content_hash FROM files").fetchone()
 
 
 def test_deleted_file_is_marked_missing(archive, write_frame, tmp_path):
@@ -185,9 +188,9 @@ def test_bad_input_gets_one_line_each_and_the_batch_goes_on(write_frame, tmp_pat
         assert matching[0].startswith("rejected" if severity == "error" else "warning")
     # Raw files are opened read-only and never changed.
     assert file_digests(sorted(raw.iterdir())) == before
-    from nota.archive.database import open_database
+    from nota.archive.database import open_archive
 
-    db = open_database(db_path)
+    db = open_archive(db_path)
     rows = dict(db.conn.execute("SELECT name, status FROM files"))
     assert rows["ALrd120001.fits"] == "ok"
     for name, (severity, _) in expected.items():

@@ -9,25 +9,27 @@ import sys
 import numpy as np
 from astropy.io import fits
 
-from nota.archive.fitsheader import read_file_hdus
+from nota.fitsheader import read_file_hdus
 
 SCRIPT = """
 import json, resource, sys
-from nota.archive import steps
-from nota.archive.steps import RawInput, Task, execute_task
+from pathlib import Path
+from nota.archive.frames import RawFrame
+from nota.pipeline.steps import common, master_bias
+from nota.pipeline.tasks import Task
+from nota.pipeline.worker import Work, execute
 reads = []
-original = steps._read_raw
+original = common.read_raw
 def counted(raw):
     reads.append(raw.name)
     return original(raw)
-steps._read_raw = counted
+common.read_raw = counted
 spec = json.loads(sys.argv[1])
-inputs = tuple(RawInput(**r) for r in spec["inputs"])
+inputs = tuple(RawFrame(**r) for r in spec["inputs"])
 task = Task("master_bias", "k", spec["output"], "2008-04-12", None,
-            {"trimsec": "[61:2100,21:2032]", "overscan": False, "clip_max": 800.0, "combine": "median"},
-            inputs)
-result = execute_task(task, {}, 1024 * 2**20, spec["scratch"])
-print(json.dumps({"error": result["error"], "reads": len(reads), "distinct": len(set(reads)),
+            master_bias.Params(trimsec="[61:2100,21:2032]", clip_max=800.0), inputs)
+result = execute(task, {}, Work(1024 * 2**20, Path(spec["scratch"])))
+print(json.dumps({"error": result.error, "reads": len(reads), "distinct": len(set(reads)),
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 

@@ -6,8 +6,8 @@ import numpy as np
 from astropy.io import fits
 
 from conftest import file_digests
-from nota.archive.database import open_database
-from nota.archive.ingest import ingest
+from nota.archive.database import open_archive
+from nota.pipeline.ingest import ingest
 from nota.simulate import load_truth, simulate_run
 
 FRAME_COLUMNS = "night, kind, filter, filter_ids, exptime, date_obs, airmass, naxis1, naxis2, binning, object"
@@ -17,7 +17,7 @@ def test_kinds_and_filters_are_the_logbook_s(small_night, db_path):
     truth = load_truth(small_night.directory)
     raw = sorted(small_night.directory.glob("*.fits"))
     before = file_digests(raw)
-    db = open_database(db_path)
+    db = open_archive(db_path)
     report = ingest(db, [small_night.directory])
     assert report.outcomes["new"] == len(truth["frames"]) == len(raw)
     got = {name: (kind, filt) for name, kind, filt in db.conn.execute("SELECT filename, kind, filter FROM frames")}
@@ -31,7 +31,7 @@ def test_kinds_and_filters_are_the_logbook_s(small_night, db_path):
 
 
 def test_every_card_of_the_night_is_stored(small_night, db_path):
-    db = open_database(db_path)
+    db = open_archive(db_path)
     ingest(db, [small_night.directory])
     stored = dict(db.conn.execute(
         "SELECT f.name, count(*) FROM headers h JOIN files f USING (file_id) GROUP BY f.name"
@@ -43,7 +43,7 @@ def test_every_card_of_the_night_is_stored(small_night, db_path):
 
 def test_mef_and_simple_layouts_give_the_same_frames(small_night, tmp_path, db_path):
     (mef,) = simulate_run(tmp_path / "mef", nights=1, seed=1, small=True, mef=True, only=range(1, 70))
-    db = open_database(db_path)
+    db = open_archive(db_path)
     ingest(db, [small_night.directory, mef.directory])
 
     def frames(directory):

@@ -21,10 +21,12 @@ from astropy.nddata import CCDData
 from typer.testing import CliRunner
 
 from conftest import copy_database
-from nota.archive.database import open_database
-from nota.archive.groups import build_groups, set_override
+from nota.archive.database import open_archive, open_readonly
+from nota.archive.groups import set_override
+from nota.pipeline.groups import build_groups
 from nota.archive.products import lineage, list_products, prov_document
-from nota.archive.reduction import ReduceOptions, plan_reduction, run_plan
+from nota.pipeline.plan import ReduceOptions, plan_reduction
+from nota.pipeline.run import run_plan
 from nota.cli import app
 from nota.simulate import load_truth
 
@@ -32,13 +34,13 @@ TRIM = (slice(5, 508), slice(15, 525))  # the profile's [61:2100,21:2032] at 4x4
 
 
 def product(db_path, name):
-    db = open_database(db_path)
+    db = open_archive(db_path)
     (path,) = db.conn.execute("SELECT path FROM products WHERE current = 1 AND path LIKE ?", (f"%/{name}",)).fetchone()
     return CCDData.read(path, hdu_uncertainty="UNCERT", hdu_mask="MASK")
 
 
 def members(db_path, group_like):
-    db = open_database(db_path)
+    db = open_archive(db_path)
     return [r[0] for r in db.conn.execute(
         "SELECT f.path FROM group_members m JOIN calibration_groups g USING (group_id)"
         " JOIN files f USING (file_id) WHERE g.group_key LIKE ? AND m.included = 1 ORDER BY f.name",
@@ -82,7 +84,7 @@ def test_masters_and_frames_equal_ccdproc(_reduced):
     ref = ccdproc.flat_correct(ref, ref_flat, min_value=0.1)
     ours = product(db_path, "fzt_ALrd120103.fits")
     # nota also cleans cosmic rays (CRMASK): everywhere else it is ccdproc's chain.
-    (path,) = open_database(db_path).conn.execute(
+    (path,) = open_archive(db_path).conn.execute(
         "SELECT path FROM products WHERE current = 1 AND path LIKE '%/fzt_ALrd120103.fits'").fetchone()
     cleaned = fits.getdata(path, "CRMASK").astype(bool)
     assert 0 < cleaned.sum() < 0.005 * cleaned.size and ours.mask[cleaned].all()
@@ -98,7 +100,7 @@ def test_masters_and_frames_equal_ccdproc(_reduced):
 
 
 def _paths(db_path, name):
-    db = open_database(db_path)
+    db = open_archive(db_path)
     return [r[0] for r in db.conn.execute("SELECT path FROM files WHERE name = ?", (name,))]
 
 
@@ -137,7 +139,7 @@ def binned_residual(flat, truth, size=16, edge=20):
 
 def test_products_are_linked_to_their_inputs(_reduced):
     db_path, _ = _reduced
-    tree = lineage(db_path, "fzt_ALrd120103.fits")
+    tree = lineage(open_readonly(db_path), "fzt_ALrd120103.fits")
     roles = {n["role"]: n for n in tree["inputs"]}
     assert roles["raw"]["filename"] == "ALrd120103.fits"
     bias = roles["master_bias"]
@@ -146,10 +148,10 @@ def test_products_are_linked_to_their_inputs(_reduced):
     flat_members = {n["filename"]: n for n in flat["inputs"] if n.get("kind") == "raw"}
     assert not flat_members["ALrd120063.fits"]["included"] and "odd_shape" in flat_members["ALrd120063.fits"]["reason"]
     assert flat["inputs"][0]["role"] in ("master_bias", "member")
-    listed = {p["path"].rsplit("/", 1)[1]: p for p in list_products(db_path)}
+    listed = {p["path"].rsplit("/", 1)[1]: p for p in list_products(open_readonly(db_path))}
     assert listed["fzt_ALrd120103.fits"]["kind"] == "reduced"
     assert len(listed["master_bias_2008-04-12_4x4.fits"]["input_files"]) == 10
-    doc = prov_document(db_path, "fzt_ALrd120103.fits")
+    doc = prov_document(open_readonly(db_path), "fzt_ALrd120103.fits")
     assert len([e for e in doc["entity"].values() if e["prov:type"] == "raw"]) >= 17
     assert doc["wasGeneratedBy"] and doc["used"]
     out = CliRunner().invoke(app, ["--db", str(db_path), "lineage", "fzt_ALrd120103.fits"])
@@ -161,24 +163,28 @@ def test_products_are_linked_to_their_inputs(_reduced):
 def test_rerun_does_nothing_and_exclusion_rebuilds_exactly_what_depends(_reduced, tmp_path):
     db_path, options = _reduced
     path = copy_database(db_path, tmp_path / "copy.db")
-    db = open_database(path)
+    db = open_archive(path)
     plan = plan_reduction(db, options)
     made = db.conn.execute("SELECT count(*) FROM products WHERE current = 1").fetchone()[0]
-    assert plan.tasks == [] and len(plan.up_to_date) == made == 70  # 60 frames and masters, 10 stacks
+    products = [t for t in plan.up_to_date if t.step != "photometric_calibration"]
+    assert plan.tasks == [] and len(products) == made == 70  # 60 frames and masters, 10 stacks
+    assert len(plan.up_to_date) == 70 + 3  # and the night's solution in each of its 3 filters
     set_override(db, "ALrd120047.fits", "exclude", "satellite trail")
     build_groups(db)
     plan = plan_reduction(db, options)
-    stale = sorted((t.kind, t.filter) for t in plan.tasks)
+    stale = sorted((t.step, t.filter) for t in plan.tasks)
     n78 = db.conn.execute("SELECT count(*) FROM frames WHERE filter = 'NII_658' AND kind IN ('standard', 'science')").fetchone()[0]
     stacks78 = db.conn.execute("SELECT count(*) FROM products WHERE kind = 'stack' AND filter = 'NII_658'").fetchone()[0]
-    assert stale == [("master_flat", "NII_658")] + [("reduced", "NII_658")] * n78 + [("stack", "NII_658")] * stacks78
+    # The NII flat, every NII frame, the NII solution (its standards changed) and NII stacks.
+    assert stale == ([("master_flat", "NII_658")] + [("photometric_calibration", "NII_658")]
+                     + [("reduced", "NII_658")] * n78 + [("stack", "NII_658")] * stacks78)
 
 
 def test_a_bad_frame_fails_alone(_night_db, small_night, tmp_path):
     raw = tmp_path / "raw"
     shutil.copytree(small_night.directory, raw, ignore=shutil.ignore_patterns("truth"))
     path = copy_database(_night_db, tmp_path / "bad.db")
-    db = open_database(path)
+    db = open_archive(path)
     db.conn.execute("UPDATE files SET path = replace(path, ?, ?)", (str(small_night.directory), str(raw)))
     victim = raw / "ALrd120104.fits"
     victim.write_bytes(victim.read_bytes()[:20000])  # damaged after ingest
@@ -226,10 +232,10 @@ def test_killed_run_finishes_identically(_night_db, _reduced, tmp_path):
 def test_dask_cluster_gives_the_same_products(_night_db, _reduced, tmp_path):
     reference_db, reference_options = _reduced
     path = copy_database(_night_db, tmp_path / "dask.db")
-    db = open_database(path)
+    db = open_archive(path)
     options = ReduceOptions(products_root=str(tmp_path / "products"))
     plan = plan_reduction(db, options)
-    subset = [t for t in plan.tasks if t.kind.startswith("master") or t.filter == "R"]
+    subset = [t for t in plan.tasks if t.step.startswith("master") or t.filter == "R"]
     plan.tasks[:] = subset
     report = run_plan(db, plan, options, scheduler="local")
     assert not report.failed
@@ -243,10 +249,10 @@ def test_dask_cluster_gives_the_same_products(_night_db, _reduced, tmp_path):
 
 def test_keep_intermediate_writes_the_lecture_files(_reduced, _night_db, tmp_path):
     path = copy_database(_night_db, tmp_path / "keep.db")
-    db = open_database(path)
+    db = open_archive(path)
     options = ReduceOptions(products_root=str(tmp_path / "products"), keep_intermediate=True)
     plan = plan_reduction(db, options)
-    plan.tasks[:] = [t for t in plan.tasks if t.kind.startswith("master") or t.output.endswith("fzt_ALrd120103.fits")]
+    plan.tasks[:] = [t for t in plan.tasks if t.step.startswith("master") or t.output.endswith("fzt_ALrd120103.fits")]
     report = run_plan(db, plan, options, jobs=1)
     assert not report.failed
     folder = tmp_path / "products" / "2008-04-12" / "reduced"
@@ -261,11 +267,11 @@ def test_keep_intermediate_writes_the_lecture_files(_reduced, _night_db, tmp_pat
 
 
 def test_ingesting_products_adds_no_frames(_reduced, tmp_path):
-    from nota.archive.ingest import ingest
+    from nota.pipeline.ingest import ingest
 
     db_path, options = _reduced
     path = copy_database(db_path, tmp_path / "again.db")
-    db = open_database(path)
+    db = open_archive(path)
     before = db.conn.execute("SELECT count(*) FROM frames").fetchone()[0]
     report = ingest(db, [options.products_root])
     assert report.outcomes["new"] == db.conn.execute("SELECT count(*) FROM products WHERE current = 1").fetchone()[0]

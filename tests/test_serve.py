@@ -16,8 +16,8 @@ import urllib.request
 import pytest
 
 from conftest import copy_database
-from nota.archive.catalogue import STORED_QUERIES
-from nota.archive.database import open_database
+from nota.archive.datasette_metadata import STORED_QUERIES
+from nota.archive.database import open_archive, open_readonly
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -89,14 +89,14 @@ def test_serve_is_read_only_and_on_loopback(server):
                 if state == "0A" and int(local.split(":")[1], 16) == port:
                     listening.append(local.split(":")[0])
     assert listening == ["0100007F"], listening
-    assert open_database(path).conn.execute("SELECT count(*) FROM files").fetchone()[0] == 134
+    assert open_archive(path).conn.execute("SELECT count(*) FROM files").fetchone()[0] == 134
 
 
 def test_new_rows_show_on_reload(server):
     base, path, _ = server
     count = lambda: json.loads(get(base + "/nota.json?sql=select+count(*)+as+n+from+activities&_shape=array")[1])[0]["n"]
     before = count()
-    db = open_database(path)  # a writer beside the running server, as nota reduce would be
+    db = open_archive(path)  # a writer beside the running server, as nota reduce would be
     db.conn.execute("INSERT INTO activities (step, started_at, status) VALUES ('test', 'now', 'ok')")
     db.conn.close()
     assert count() == before + 1
@@ -176,7 +176,7 @@ def wait_for(condition, seconds=20):
 
 def test_every_table_and_view_page_opens(server):
     base, path, _ = server
-    db = open_database(path)
+    db = open_archive(path)
     names = db.table_names() + db.view_names()
     for name in names:
         status, _ = get(f"{base}/nota/{name}?_size=5")

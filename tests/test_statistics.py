@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nota.reduce.sections import binned, parse_section, to_slices
+from nota.sections import binned, parse_section, to_slices
 from nota.reduce.statistics import MAD_TO_SIGMA, frame_statistics, illumination_pattern
 
 

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from astropy.nddata import CCDData
 
-from nota.archive.calibration import colour_settings
+from nota.instruments import profile_named
+from nota.pipeline.steps.photometric_calibration import params_for
 from nota.instruments import load_profile
 from nota.passbands import ab_magnitude, passband_for_filter, top_hat
-from nota.reduce.photometry import find_standard, measure_star
+from nota.reduce.aperture import measure_star
+from nota.reduce.standard_star import find_standard
 from nota.reduce.zeropoint import (
     CalibrationError,
     FitOptions,
@@ -29,10 +31,10 @@ from nota.standards import (
     catalogue_magnitudes,
     load_calspec,
     read_oke_table,
-    resolve_filter,
+    find_filter,
     standard_for_object,
 )
-from test_photometry import TRIM_X0, TRIM_Y0, reduced_standards
+from test_aperture import TRIM_X0, TRIM_Y0, reduced_standards
 
 FILTERS = ("R", "NII_658", "661_5")
 
@@ -50,7 +52,7 @@ def night(_reduced, small_night):
         star = standard_for_object(row["object"])
         mag, system = catalogue_magnitudes(star, row["filter"])
         assert system == "AB"
-        index = colour_settings(row["filter"]).colour_index
+        index = params_for(profile_named("ALFOSC"), row["filter"], ()).colour_index
         observations.setdefault(row["filter"], []).append(StandardObservation(
             row["filename"], star, row["airmass"], m.mag, m.mag_err, mag,
             colour=catalogue_colour(star, index) if index else None))
@@ -73,14 +75,14 @@ def night(_reduced, small_night):
 
 
 def curve_k(band: str) -> float:
-    return extinction_from_curve(passband_for_filter(resolve_filter(band)))
+    return extinction_from_curve(passband_for_filter(find_filter(band)))
 
 
 @pytest.mark.parametrize("band", FILTERS)
 def test_zero_point_and_extinction_match_the_truth(night, band):
     observations, expected = night
     zp, k = expected[band]
-    index = colour_settings(band).colour_index
+    index = params_for(profile_named("ALFOSC"), band, ()).colour_index
     fit = fit_zero_point(observations[band], filter_name=band, fallback_k=curve_k(band),
                          colour_index=index)
     # Three hot standards: the colour term cannot be measured and is left out.

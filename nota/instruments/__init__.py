@@ -22,6 +22,7 @@ __all__ = [
     "Profile",
     "available_profiles",
     "load_profile",
+    "profile_named",
     "read_filter_table",
     "profile_for_header",
 ]
@@ -124,6 +125,20 @@ def load_profile(key: str = "alfosc") -> Profile:
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"instrument profile {key}.toml: {exc}") from exc
     return _profile_from_dict(key, raw)
+
+
+@functools.cache
+def profile_named(name: str) -> Profile:
+    """The shipped profile of an instrument by its name (``ALFOSC``, as the archive stores it).
+
+    The one way to go from a frame's ``instrument`` to its profile; resolved once per name.
+    """
+    for key in available_profiles():
+        profile = load_profile(key)
+        if profile.name == name:
+            return profile
+    known = ", ".join(load_profile(k).name for k in available_profiles())
+    raise ProfileError(f"no instrument profile for {name!r} (known: {known})")
 
 
 def _profile_from_dict(key: str, raw: dict[str, Any]) -> Profile:

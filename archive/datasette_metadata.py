@@ -1,7 +1,7 @@
-"""The archive as a catalogue in Datasette: words for every table and column, facets,
+"""The archive in Datasette: words for every table and column, facets,
 labels, and stored queries for what the lecture does by hand.
 
-``catalogue_metadata(name)`` returns Datasette metadata for a database called ``name``
+``datasette_metadata(name)`` returns Datasette metadata for a database called ``name``
 (Datasette names a database after its file). Everything here is read-only: the stored
 queries are SELECTs and none of them writes.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["catalogue_metadata", "STORED_QUERIES"]
+__all__ = ["datasette_metadata", "STORED_QUERIES"]
 
 _COMMON_FRAME_COLUMNS = {
     "file_id": "The file's id in the archive (in Datasette, its thumbnail: click for the file).",
@@ -75,8 +75,6 @@ _TABLES: dict[str, dict[str, Any]] = {
             "bias_level": "Median of the overscan strip (BIASSEC).", "signal": "Median above the overscan level.",
             "pattern_json": "Flats: an 8 x 8 grid of block medians over their median (the illumination pattern).",
             "bright_sources": "Sky flats: stars found (the median combine removes them).",
-            "wcs_rms_arcsec": "Reduced frame: rms offset of the stars matched to the reference catalogue after the astrometric fit.",
-            "wcs_matched": "Reduced frame: stars matched to the reference catalogue.",
         },
         "units": {"mean": "count", "median": "count", "std": "count", "min": "count", "max": "count",
                   "bias_level": "count", "signal": "count"},
@@ -84,7 +82,7 @@ _TABLES: dict[str, dict[str, Any]] = {
     "flags": {
         "description": "Why a frame may be unfit, each with its figure and the instrument profile's threshold. excludes = 1 keeps the frame out of calibration groups.",
         "columns": {
-            "flag": "odd_shape (not the night's readout), too_faint / too_bright (flat counts), blocked_beam (part of the field far darker than in the sky flats: a rotated filter), pattern_mismatch, star (noted, not excluded), bias_level, bias_noise, saturated, saturated_pixels, not_solved (astrometry failed; kept).",
+            "flag": "odd_shape (not the night's readout), too_faint / too_bright (flat counts), blocked_beam (part of the field far darker than in the sky flats: a rotated filter), pattern_mismatch, star (noted, not excluded), bias_level, bias_noise, saturated, saturated_pixels.",
             "figure": "The measured value.", "threshold": "The limit it was held to.", "excludes": "1: out of every group.",
         },
         "facets": ["flag", "excludes"],
@@ -106,16 +104,19 @@ _TABLES: dict[str, dict[str, Any]] = {
         "description": "Masters and reduced frames nota made, each linked to its inputs (see product_inputs, the lineage view and the lineage page).",
         "label_column": "path",
         "columns": {"recipe_key": "The product's id: a hash of step, parameters, code version and inputs (NOTAKEY in its header). Click for its lineage.",
-                    "current": "0 once a rebuild replaced it."},
+                    "current": "0 once a rebuild replaced it.",
+                    "activity_id": "The run that made it.",
+                    "cosmic_pixels": "Reduced frame: pixels cleaned of cosmic rays (CRMASK).",
+                    "wcs_status": "Reduced frame: solved, or why not.",
+                    "wcs_rms_arcsec": "Reduced frame: rms offset of the stars matched to the reference catalogue after the astrometric fit.",
+                    "wcs_matched": "Reduced frame: stars matched to the reference catalogue."},
         "facets": ["night", "kind", "filter"],
     },
-    "product_inputs": {"description": "What each product was made from: raw frames (members left out stay listed with why) and masters."},
+    "product_inputs": {"description": "What each product was made from (what its activity used): raw frames (members left out stay listed with why) and masters."},
     "lineage": {"description": "Every ancestor of every product, at any depth (a recursive view): filter on product_id, or on file_id to find every product made from a raw frame."},
     "activities": {"description": "Every run of every step (ingest, qc, groups, master_bias, master_flat, reduced): parameters, software versions, host, times, status.",
                    "facets": ["step", "status"]},
-    "entities": {"description": "Files with particular content (W3C PROV entities): raw frames as ingest saw them, and products.", "label_column": "path"},
-    "used": {"description": "Provenance: which entities each activity used, in which role."},
-    "generated": {"description": "Provenance: which entities each activity generated."},
+    "used": {"description": "Provenance: what each activity used, in which role: raw files (with the content they had) and products. A product's inputs are what its activity used."},
     "problems": {"description": "Every problem ingest met, one line each: error = file rejected, warning = file indexed.",
                  "facets": ["severity"]},
     "previews": {"description": "Preview pictures of frames and products (zscale, as DS9)."},
@@ -214,7 +215,7 @@ STORED_QUERIES: dict[str, dict[str, str]] = {
 }
 
 
-def catalogue_metadata(name: str) -> dict[str, Any]:
+def datasette_metadata(name: str) -> dict[str, Any]:
     """Datasette metadata for the archive database called ``name``."""
     return {
         "title": "nota archive",

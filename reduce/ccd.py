@@ -13,7 +13,7 @@ import numpy as np
 from astropy.nddata import CCDData, StdDevUncertainty
 
 from nota.errors import NotaError
-from nota.reduce.sections import to_slices
+from nota.sections import to_slices
 
 __all__ = [
     "to_ccd",

@@ -10,7 +10,7 @@ import pytest
 from astropy import units as u
 from astropy.nddata import CCDData
 
-from nota.reduce.calibrate import (
+from nota.reduce.ccd import (
     flat_correct,
     mask_saturated,
     subtract_bias,

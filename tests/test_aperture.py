@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from astropy.nddata import CCDData, StdDevUncertainty
 
-from nota.reduce.photometry import (
+from nota.reduce.aperture import (
     PhotometryError,
-    find_standard,
     measure_star,
     measure_stars,
 )
+from nota.reduce.standard_star import find_standard
 from nota.simulate.physics import add_stars
 from nota.simulate.truth import load_truth
 

@@ -1,0 +1,264 @@
+"""Files and their headers in the archive: the writer ingest hands every file it read to.
+
+Ingest's readers (the pipeline's ``ingest``) turn each file into an ``IndexedFile``: rows
+ready to be written, its header cards as numbers into the distinct cards its reader has
+sent. This module is the other side: it decides a file's identity (new, changed, renamed
+through its content hash, unchanged), writes a batch of files in one transaction with one
+``executemany`` per table, and lets SQLite expand the card numbers into ``headers`` rows
+(``json_each``), so no Python runs per card. It also reads back what the archive knows
+of the files and marks the ones that are gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator, NamedTuple
+
+from nota.archive.database import Archive
+from nota.archive.provenance import utc_now
+
+log = logging.getLogger(__name__)
+
+__all__ = ["IndexedFile", "KnownFile", "Seen", "Written", "PID_BITS", "known_files", "card_table",
+           "write_batch", "mark_missing"]
+
+PID_BITS = 22  # a card's id is its reader's number for it shifted past the reader's process id
+# (Linux process ids are below 2**22, PID_MAX_LIMIT), so readers never collide.
+
+
+@dataclass(frozen=True)
+class IndexedFile:
+    """The parsed facts of one file, as rows ready to be written (picklable, compact)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    digest: str | None
+    layout: str | None
+    n_hdus: int
+    data_hdu: int | None
+    hdu_rows: list[tuple]  # hdus table rows without file_id
+    card_lists: list[tuple[int, str, int]]  # (hdu, JSON array of card numbers, cards)
+    new_cards: list[tuple]  # (card id, keyword, value, comment, raw) first sent with this file
+    reader: int  # the process id that numbered the cards
+    error: str | None
+    warnings: list[str]
+    observation: dict[str, Any] | None
+
+
+class KnownFile(NamedTuple):
+    """What the archive knew of a path before this ingest."""
+
+    file_id: int
+    size: int | None
+    mtime_ns: int | None
+    content_hash: str | None
+    status: str
+
+
+class Seen(NamedTuple):
+    """One file of a batch: its path, what was read (None: unchanged, not read) and what was known."""
+
+    path: str
+    indexed: IndexedFile | None
+    known: KnownFile | None
+
+
+@dataclass
+class Written:
+    """What a batch did: outcomes by role and the problems, as (path, severity, problem)."""
+
+    outcomes: Counter = field(default_factory=Counter)
+    problems: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def known_files(archive: Archive) -> dict[str, KnownFile]:
+    """Every file the archive has seen, by path."""
+    return {
+        row[0]: KnownFile(*row[1:])
+        for row in archive.conn.execute(
+            "SELECT path, file_id, size, mtime_ns, content_hash, status FROM files"
+        )
+    }
+
+
+@contextmanager
+def card_table(archive: Archive) -> Iterator[None]:
+    """The temporary table of the cards readers have sent, for one ingest.
+
+    Foreign keys are off meanwhile: the rows are consistent by construction, and checking
+    each card's parent costs more than the insert itself. They are back on at the end.
+    """
+    conn = archive.conn
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute("DROP TABLE IF EXISTS temp.ingest_cards")
+    conn.execute("CREATE TEMP TABLE ingest_cards (card_id INTEGER PRIMARY KEY, keyword, value, comment, raw)")
+    try:
+        yield
+    finally:
+        conn.execute("DROP TABLE IF EXISTS temp.ingest_cards")
+        conn.execute("PRAGMA foreign_keys = ON")
+
+
+def mark_missing(archive: Archive, file_ids: list[int]) -> None:
+    """Files the archive knew that are no longer where they were (nor anywhere else)."""
+    now = utc_now()
+    with archive.transaction() as conn:
+        conn.executemany(
+            "UPDATE files SET status = 'missing', indexed_at = ? WHERE file_id = ?",
+            [(now, file_id) for file_id in file_ids],
+        )
+
+
+class _BatchRows:
+    """Rows of one batch, gathered per table so each table gets one executemany."""
+
+    def __init__(self) -> None:
+        self.new_files: list[tuple] = []
+        self.updated_files: list[tuple] = []
+        self.replaced: list[tuple] = []  # (file_id,) whose content rows are replaced
+        self.hdus: list[tuple] = []
+        self.new_cards: list[tuple] = []  # card numbers' definitions, from every file read
+        self.card_lists: list[tuple] = []  # (file_id, hdu, JSON array of card numbers, reader)
+        self.n_cards = 0
+        self.observations: dict[tuple, list[tuple]] = {}
+        self.used: list[tuple] = []
+        self.problems: list[tuple] = []
+
+
+_FILE_COLUMNS = (
+    "path, name, directory, size, mtime_ns, content_hash, layout, n_hdus, data_hdu, status,"
+    " error, indexed_at, activity_id"
+)
+
+
+def write_batch(
+    archive: Archive, activity_id: int, batch: list[Seen], gone_by_hash: dict[str, list[tuple[int, str]]]
+) -> Written:
+    """Write a batch of files in one transaction, one statement per table.
+
+    ``gone_by_hash`` holds the files no longer where they were, by content: a file read
+    with one of those contents is that file renamed (and leaves the list).
+    """
+    written = Written()
+    if not batch:
+        return written
+    now = utc_now()
+    rows = _BatchRows()
+    next_id = (archive.conn.execute("SELECT max(file_id) FROM files").fetchone()[0] or 0) + 1
+    for path, ix, previous in batch:
+        if ix is None:  # unchanged since the last ingest: one stat was enough
+            rows.used.append((activity_id, "unchanged", previous.file_id, previous.content_hash, None))
+            written.outcomes["unchanged"] += 1
+            continue
+        # Readers send each card once: keep its definition whatever becomes of this file.
+        rows.new_cards.extend(ix.new_cards)
+        file_id, role, note = _identify(ix, previous, gone_by_hash)
+        file_row = (
+            ix.path, os.path.basename(ix.path), os.path.dirname(ix.path), ix.size, ix.mtime_ns,
+            ix.digest, ix.layout, ix.n_hdus, ix.data_hdu, "rejected" if ix.error else "ok",
+            ix.error, now, activity_id,
+        )
+        if file_id is None:
+            file_id, next_id = next_id, next_id + 1
+            rows.new_files.append((file_id, *file_row, now))
+        else:
+            rows.updated_files.append((*file_row, file_id))
+        if role in ("new", "changed"):
+            _gather_content(rows, file_id, ix, replace=role == "changed")
+        _gather_outcome(rows, written, activity_id, file_id, ix, role, note, now)
+    with archive.transaction() as conn:
+        _execute_batch(conn, rows)
+    return written
+
+
+def _gather_outcome(rows: _BatchRows, written: Written, activity_id: int, file_id: int,
+                    ix: IndexedFile, role: str, note: str | None, now: str) -> None:
+    if ix.error:
+        rows.used.append((activity_id, "rejected", file_id, ix.digest, ix.error))
+        rows.problems.append((activity_id, file_id, ix.path, "error", ix.error, now))
+        written.problems.append((ix.path, "error", ix.error))
+        written.outcomes["rejected"] += 1
+    else:
+        rows.used.append((activity_id, role, file_id, ix.digest, note))
+        written.outcomes[role] += 1
+    for warning in ix.warnings:
+        rows.problems.append((activity_id, file_id, ix.path, "warning", warning, now))
+        written.problems.append((ix.path, "warning", warning))
+
+
+def _identify(ix: IndexedFile, previous: KnownFile | None,
+              gone_by_hash: dict[str, list[tuple[int, str]]]) -> tuple[int | None, str, str | None]:
+    """(file_id or None for a new file, role, note) for a file that was read."""
+    if previous is not None:
+        if previous.content_hash == ix.digest:
+            return previous.file_id, "unchanged", None  # touched, same bytes
+        return previous.file_id, "changed", f"content was {previous.content_hash}"
+    if ix.digest and gone_by_hash.get(ix.digest):
+        file_id, old_path = gone_by_hash[ix.digest].pop(0)
+        return file_id, "renamed", f"was {old_path}"
+    return None, "new", None
+
+
+def _gather_content(rows: _BatchRows, file_id: int, ix: IndexedFile, replace: bool) -> None:
+    if replace:
+        rows.replaced.append((file_id,))
+    rows.hdus.extend((file_id, *r) for r in ix.hdu_rows)
+    for hdu, numbers, n_cards in ix.card_lists:
+        rows.card_lists.append((file_id, hdu, numbers, ix.reader))
+        rows.n_cards += n_cards
+    if ix.observation is not None:
+        rows.observations.setdefault(tuple(ix.observation), []).append(
+            (file_id, *ix.observation.values())
+        )
+
+
+def _execute_batch(conn: sqlite3.Connection, rows: _BatchRows) -> None:
+    for table in ("headers", "hdus", "observations"):
+        conn.executemany(f"DELETE FROM {table} WHERE file_id = ?", rows.replaced)
+    conn.executemany(
+        f"INSERT INTO files (file_id, {_FILE_COLUMNS}, first_seen_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows.new_files,
+    )
+    assignments = ", ".join(f"{c.strip()} = ?" for c in _FILE_COLUMNS.split(","))
+    conn.executemany(f"UPDATE files SET {assignments} WHERE file_id = ?", rows.updated_files)
+    conn.executemany(
+        "INSERT INTO hdus (file_id, hdu, name, xtension, bitpix, naxis1, naxis2, n_cards,"
+        " header_offset, data_offset, data_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows.hdus,
+    )
+    conn.executemany("INSERT INTO temp.ingest_cards VALUES (?, ?, ?, ?, ?)", rows.new_cards)
+    # One statement per HDU turns its card numbers into rows, in order (CROSS JOIN keeps
+    # json_each the outer loop).
+    inserted = conn.executemany(
+        "INSERT INTO headers (file_id, hdu, position, keyword, value, comment, raw)"
+        " SELECT ?1, ?2, j.key + 1, c.keyword, c.value, c.comment, c.raw"
+        " FROM json_each(?3) AS j CROSS JOIN temp.ingest_cards AS c"
+        f" ON c.card_id = (j.value << {PID_BITS} | ?4)",
+        rows.card_lists,
+    ).rowcount
+    if inserted != rows.n_cards:  # a card number without its card: never store a file short
+        raise RuntimeError(f"ingest stored {inserted} header cards of {rows.n_cards}")
+    for columns, values in rows.observations.items():
+        conn.executemany(
+            f"INSERT INTO observations (file_id, {', '.join(columns)})"
+            f" VALUES (?, {', '.join('?' * len(columns))})",
+            values,
+        )
+    # Provenance: what this ingest used, one row per file (role, content, note). Written
+    # here in one statement per batch, as every other table of the batch.
+    conn.executemany(
+        "INSERT INTO used (activity_id, role, file_id, content_hash, reason) VALUES (?, ?, ?, ?, ?)",
+        rows.used,
+    )
+    conn.executemany(
+        "INSERT INTO problems (activity_id, file_id, path, severity, problem, at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        rows.problems,
+    )

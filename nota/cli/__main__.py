@@ -1,0 +1,5 @@
+"""``python -m nota.cli``: the same as the ``nota`` command."""
+
+from nota.cli import app
+
+app()

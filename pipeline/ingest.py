@@ -1,0 +1,378 @@
+"""Ingest: index every header card of every FITS file under some directories.
+
+``nota ingest N1/`` is the archive's first and most used step. It walks the directories,
+hashes each file's bytes, reads every HDU's header without decoding pixels, and normalises
+the frame for selection; ``nota.archive.files`` writes what was read. Re-running is cheap:
+a file whose size and modification time are unchanged is skipped; a changed file is
+re-indexed and the change recorded; a renamed file keeps its identity (and so its
+overrides) through its content hash. Bad files are rejected one by one, with a reason,
+and the batch goes on.
+
+Readers run in worker processes and never touch the archive; only this process writes it.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import uuid
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from operator import attrgetter
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from nota.archive import provenance
+from nota.archive.database import Archive
+from nota.archive.files import PID_BITS, IndexedFile, KnownFile, Seen, Written, card_table, known_files
+from nota.archive.files import mark_missing, write_batch
+from nota.errors import FitsError, NotaError
+from nota.fitsheader import Card, Hdu, Truncated, read_file_hdus
+from nota.hashing import content_hash
+from nota.instruments import profile_for_header
+from nota.instruments.observation import missing_keywords, observation_row
+from nota.parallel import map_in_processes
+
+log = logging.getLogger(__name__)
+
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fz")
+BATCH = 200  # files per transaction: a crash loses at most one batch, never half a file
+FIRST_BATCH = 25  # batches grow from this to BATCH, so writing starts while readers warm up
+PARALLEL_FROM = 64  # files to read before worker processes pay for their start-up
+
+__all__ = ["FITS_SUFFIXES", "Problem", "IngestReport", "iter_fits", "ingest"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with one file, in one line a user can act on."""
+
+    path: str
+    severity: str  # error (file rejected) | warning (file indexed)
+    problem: str
+
+    def __str__(self) -> str:
+        word = "rejected" if self.severity == "error" else "warning"
+        return f"{word} {self.path}: {self.problem}"
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run saw and did."""
+
+    activity_id: int
+    roots: list[str]
+    outcomes: Counter = field(default_factory=Counter)  # new, unchanged, changed, renamed, rejected, missing
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def files_seen(self) -> int:
+        return sum(v for k, v in self.outcomes.items() if k != "missing")
+
+    @property
+    def rejected(self) -> int:
+        return self.outcomes["rejected"]
+
+    def add(self, written: Written) -> None:
+        """Count what a batch did."""
+        self.outcomes.update(written.outcomes)
+        self.problems.extend(Problem(*p) for p in written.problems)
+
+
+def is_fits_name(name: str) -> bool:
+    return name.lower().endswith(FITS_SUFFIXES)
+
+
+_parts = attrgetter("parts")
+
+
+def iter_fits(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """FITS files named or found (recursively) under ``paths``, sorted, absolute."""
+    for root in paths:
+        root = Path(root).absolute()
+        if root.is_file():
+            yield root
+            continue
+        if not root.is_dir():
+            raise NotaError(f"{root}: no such file or directory")
+        found = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            found.extend(Path(dirpath) / n for n in filenames if is_fits_name(n))
+        yield from sorted(found, key=_parts)  # as Path sorts, without its slow comparisons
+
+
+# Reading one file (in a worker process) ----------------------------------------------------
+
+
+def _layout(hdus: list[Hdu], data_hdu: int | None, path: str) -> str:
+    if data_hdu is None:
+        layout = "no-image"
+    elif hdus[data_hdu].get("ZIMAGE") is True:
+        layout = "tile-compressed"
+    elif data_hdu == 0 and len(hdus) == 1:
+        layout = "simple"
+    else:
+        layout = "mef"
+    return layout + ("+gzip" if path.endswith(".gz") else "")
+
+
+def merged_header(hdus: list[Hdu], data_hdu: int | None) -> dict[str, Any]:
+    """Keyword -> value as a frame sees it: the image HDU's cards over the primary's."""
+    if not hdus:
+        return {}
+    if data_hdu in (None, 0):
+        return hdus[0].first_values
+    return {**hdus[0].first_values, **hdus[data_hdu].first_values}
+
+
+_CARD_NUMBERS_MAX = 500_000  # distinct cards a reader remembers before it starts afresh
+
+
+class _CardNumbers:
+    """Numbers for the distinct cards one reader process has sent in one ingest.
+
+    Most cards repeat exactly from file to file (a frame has about a dozen of its own), so a
+    reader sends each distinct card once, then only its number. The writer keeps the cards
+    in a temporary table and SQLite expands the numbers into ``headers`` rows in C, with no
+    Python per row. In that table a card's id is its number shifted left past the reader's
+    process id (``PID_BITS``), so readers never collide.
+    """
+
+    _current: "_CardNumbers | None" = None
+
+    def __init__(self, session: str) -> None:
+        self.session = session
+        self.pid = os.getpid()
+        self.numbers: dict[Card, int] = {}
+        self.issued = 0
+
+    @classmethod
+    def for_session(cls, session: str) -> "_CardNumbers":
+        """This process's numbering for one ingest (a forked reader inherits none)."""
+        current = cls._current
+        if current is None or current.session != session or current.pid != os.getpid():
+            current = cls._current = cls(session)
+        return current
+
+    def number(self, cards: list[Card], new: list[tuple]) -> str:
+        """The cards' numbers as a JSON array; cards not sent before are appended to ``new``."""
+        if len(self.numbers) > _CARD_NUMBERS_MAX:
+            self.numbers.clear()  # numbers already issued stay valid: none is ever reused
+        listed = list(map(self.numbers.get, cards))
+        if None in listed:
+            listed = [n or self._issue(card, new) for card, n in zip(cards, listed)]
+        return json.dumps(listed)
+
+    def _issue(self, card: Card, new: list[tuple]) -> int:
+        self.issued += 1
+        self.numbers[card] = self.issued
+        new.append((self.issued << PID_BITS | self.pid, *_sql_card(card)))
+        return self.issued
+
+
+@dataclass(frozen=True)
+class _ReadTask:
+    """A file for a reader: where it is, its stat, whether to hash it, the ingest's session."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    hash_it: bool
+    session: str
+
+
+def _observation(hdus: list[Hdu], data_hdu: int | None, warnings: list[str]) -> dict[str, Any] | None:
+    """The frame's normalised row, or None for a file that is not a raw frame (warned)."""
+    if data_hdu is None:
+        warnings.append("no image HDU: indexed, but not a frame")
+        return None
+    header = merged_header(hdus, data_hdu)
+    profile = profile_for_header(header)
+    if "NOTAKEY" in header:
+        # A product nota made (it carries the raw header): never a raw frame.
+        warnings.append("a nota product, not a raw frame: indexed, but not a frame")
+        return None
+    if profile is None:
+        instrument = header.get("INSTRUME")
+        warnings.append(f"no instrument profile for INSTRUME={instrument!r}: kind set to unknown")
+    else:
+        missing = missing_keywords(header, profile)
+        if missing:
+            warnings.append(f"missing keyword(s) {', '.join(missing)}")
+    return observation_row(header, profile)
+
+
+def _read(task: _ReadTask) -> IndexedFile:
+    """Hash and parse one file; never raises for bad content, reports it instead."""
+    path = task.path
+    digest = content_hash(path) if task.hash_it else None
+    error = None
+    try:
+        hdus = read_file_hdus(path)
+    except Truncated as exc:
+        hdus, error = exc.hdus, str(exc)
+    except FitsError as exc:
+        hdus, error = [], str(exc)
+    except OSError as exc:
+        hdus, error = [], f"cannot read: {exc.strerror or exc}"
+    warnings = [w for h in hdus for w in h.warnings]
+    data_hdu = next((h.index for h in hdus if h.is_image), None)
+    observation = _observation(hdus, data_hdu, warnings) if error is None else None
+    hdu_rows = [
+        (h.index, h.name, h.xtension, _int_or_none(h.get("BITPIX")), _int_or_none(h.get("NAXIS1")),
+         _int_or_none(h.get("NAXIS2")), len(h.cards), h.header_offset, h.data_offset, h.data_size)
+        for h in hdus
+    ]
+    numbers = _CardNumbers.for_session(task.session)
+    new_cards: list[tuple] = []
+    card_lists = [
+        (h.index, numbers.number(h.cards, new_cards), len(h.cards)) for h in hdus if h.cards
+    ]
+    layout = _layout(hdus, data_hdu, path) if hdus else None
+    return IndexedFile(
+        path, task.size, task.mtime_ns, digest, layout, len(hdus), data_hdu, hdu_rows, card_lists,
+        new_cards, numbers.pid, error, warnings, observation,
+    )
+
+
+def _read_all(tasks: list[_ReadTask], jobs: int | None) -> Iterator[IndexedFile]:
+    """Parse files in worker processes when there are enough to pay for them, in order."""
+    return map_in_processes(_read, tasks, jobs=jobs, parallel_from=PARALLEL_FROM, chunksize=8)
+
+
+# The run --------------------------------------------------------------------------------
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Ingest makes hundreds of thousands of short-lived objects and no reference cycles;
+    the cyclic collector, set off by the allocations, would walk every object the process
+    holds over and over (a fifth of the indexing time in a process that has done other
+    work). Reference counting still frees everything as it goes."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def ingest(
+    archive: Archive,
+    paths: Iterable[str | Path],
+    *,
+    hash_content: bool = True,
+    jobs: int | None = None,
+    on_file: Callable[[int, int, str], None] | None = None,
+) -> IngestReport:
+    """Index every FITS file under ``paths`` into the archive; returns what happened.
+
+    ``hash_content=False`` indexes headers only: quicker on slow disks, but renamed files
+    are then not recognised and provenance has no content hashes. ``jobs`` worker
+    processes read the files (default: the cores); only this process writes the database.
+    """
+    with _no_cycle_collection():
+        return _ingest(archive, paths, hash_content=hash_content, jobs=jobs, on_file=on_file)
+
+
+_Plan = list[tuple[str, "os.stat_result | None", "KnownFile | None"]]
+
+
+def _ingest(archive: Archive, paths: Iterable[str | Path], *, hash_content: bool,
+            jobs: int | None, on_file: Callable[[int, int, str], None] | None) -> IngestReport:
+    roots = [str(Path(p).absolute()) for p in paths]
+    files = list(iter_fits(roots))
+    activity_id = provenance.start_activity(archive, "ingest", {"paths": roots, "hash_content": hash_content})
+    report = IngestReport(activity_id, roots)
+    known = known_files(archive)
+    gone_by_hash = _gone(known, {str(p) for p in files}, roots)
+    plan = _plan(files, known, report)
+    session = uuid.uuid4().hex  # names this run's card numbering in every reader
+    tasks = [_ReadTask(path, st.st_size, st.st_mtime_ns, hash_content, session) for path, st, _ in plan if st]
+    parsed = _read_all(tasks, jobs)
+    try:
+        with card_table(archive):
+            _write_all(archive, activity_id, plan, parsed, gone_by_hash, report, on_file)
+            with archive.transaction():
+                missing = [file_id for entries in gone_by_hash.values() for file_id, _ in entries]
+                if missing:
+                    mark_missing(archive, missing)
+                    report.outcomes["missing"] += len(missing)
+                status = "partial" if report.rejected else "ok"
+                provenance.finish_activity(archive, activity_id, status, _summary_line(report))
+    except BaseException:
+        provenance.finish_activity(archive, activity_id, "failed", "interrupted")
+        raise
+    finally:
+        parsed.close()
+    return report
+
+
+def _gone(known: dict[str, KnownFile], seen_paths: set[str], roots: list[str]) -> dict[str, list[tuple[int, str]]]:
+    """Files the archive knew under these roots that are no longer where they were, by
+    content: candidates for a rename, else missing."""
+    gone_by_hash: dict[str, list[tuple[int, str]]] = {}
+    for path, previous in known.items():
+        if path not in seen_paths and any(_under(path, r) for r in roots) and not os.path.exists(path):
+            gone_by_hash.setdefault(previous.content_hash, []).append((previous.file_id, path))
+    return gone_by_hash
+
+
+def _plan(files: list[Path], known: dict[str, KnownFile], report: IngestReport) -> _Plan:
+    """Decide from a stat what needs reading (a stat result) and what not (None)."""
+    plan: _Plan = []
+    for path_obj in files:
+        path = str(path_obj)
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            report.problems.append(Problem(path, "error", f"cannot stat: {exc.strerror}"))
+            report.outcomes["rejected"] += 1
+            continue
+        previous = known.get(path)
+        unchanged = (
+            previous is not None
+            and previous.size == st.st_size
+            and previous.mtime_ns == st.st_mtime_ns
+            and previous.status == "ok"
+        )
+        plan.append((path, None if unchanged else st, previous))
+    return plan
+
+
+def _write_all(archive: Archive, activity_id: int, plan: _Plan, parsed: Iterator[IndexedFile],
+               gone_by_hash: dict[str, list[tuple[int, str]]], report: IngestReport,
+               on_file: Callable[[int, int, str], None] | None) -> None:
+    """Hand the files to the archive in growing batches, as the readers deliver them."""
+    batch: list[Seen] = []
+    batch_size = FIRST_BATCH
+    for n, (path, st, previous) in enumerate(plan, 1):
+        batch.append(Seen(path, next(parsed) if st else None, previous))
+        if len(batch) >= batch_size:
+            report.add(write_batch(archive, activity_id, batch, gone_by_hash))
+            batch, batch_size = [], min(2 * batch_size, BATCH)
+        if on_file:
+            on_file(n, len(plan), path)
+    report.add(write_batch(archive, activity_id, batch, gone_by_hash))
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _summary_line(report: IngestReport) -> str:
+    return ", ".join(f"{n} {k}" for k, n in sorted(report.outcomes.items())) or "no files"
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _sql_card(card: Card) -> Card:
+    """SQLite has no complex numbers: store those as text."""
+    return card if type(card.value) is not complex else card._replace(value=str(card.value))

@@ -1,0 +1,117 @@
+"""The reduction plan: every product the archive's groups and associations call for.
+
+Each step of ``nota.pipeline.settings.STEPS`` plans its own tasks, in the table's order,
+from the archive and the tasks planned before it (a master flat needs its night's master
+bias task, a stack its exposures' tasks). A task whose recipe key is already current in
+the archive, with its file intact, is up to date; anything else is stale and rebuilt, so
+an input changed on disk, a changed parameter, an exclusion or a new step version rebuilds
+exactly what depends on it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nota.archive.database import Archive
+from nota.errors import ProfileError
+from nota.instruments import Profile, profile_named
+from nota.pipeline.settings import PROFILE_TABLES, STEPS, step_module
+from nota.pipeline.tasks import Task
+
+__all__ = ["ReduceOptions", "PlanContext", "Plan", "plan_reduction", "default_products_root",
+           "default_index_dir"]
+
+
+@dataclass(frozen=True)
+class ReduceOptions:
+    """Choices a user makes for a reduction; the profile's [reduce] tables give the rest."""
+
+    products_root: str
+    overscan: bool = False
+    keep_intermediate: bool = False
+    memory_bytes: int = 1024 * 2**20
+    index_dir: str | None = None  # astrometry.net index files; None: frames are not solved
+    cosmics: bool = True  # L.A.Cosmic on each reduced frame (the profile may turn it off)
+    stacks: bool = True  # combine each series of exposures (the profile's [reduce.stack])
+    photometry: bool = True  # calibrate each night on its standards, PHOTZP in science frames
+
+
+@dataclass
+class PlanContext:
+    """What a step's ``plan`` sees: the archive, the options, and the tasks planned before it."""
+
+    archive: Archive
+    options: ReduceOptions
+    tasks: dict[str, list[Task]] = field(default_factory=dict)  # by step NAME
+
+    @property
+    def root(self) -> Path:
+        return Path(self.options.products_root)
+
+    def profile(self, instrument: str | None) -> Profile:
+        """The profile that reads this instrument's frames (found once, then cached); its
+        [reduce] may only hold the steps' tables."""
+        profile = profile_named(instrument)
+        unknown = sorted(set(profile.reduce) - set(PROFILE_TABLES))
+        if unknown:
+            raise ProfileError(f"profile {profile.key}.toml: [reduce] has {unknown[0]!r}, which is no step's"
+                               f" table (known: {', '.join(PROFILE_TABLES)})")
+        return profile
+
+    def planned(self, step: str) -> list[Task]:
+        return self.tasks.get(step, [])
+
+
+@dataclass
+class Plan:
+    tasks: list[Task]  # stale or missing, in the table's order
+    up_to_date: list[Task]
+
+    @property
+    def to_build(self) -> list[Task]:
+        return [t for t in self.tasks if t.failure is None]
+
+    @property
+    def impossible(self) -> list[Task]:
+        return [t for t in self.tasks if t.failure is not None]
+
+
+def default_products_root(db_path: str | Path) -> str:
+    """Products live in ``products/`` beside the archive database, never beside raw files."""
+    return str(Path(db_path).absolute().parent / "products")
+
+
+def default_index_dir(db_path: str | Path) -> str | None:
+    """astrometry.net index files in ``astrometry/`` beside the archive, when there are any."""
+    folder = Path(db_path).absolute().parent / "astrometry"
+    return str(folder) if any(folder.glob("index-*.fits")) else None
+
+
+def plan_reduction(archive: Archive, options: ReduceOptions) -> Plan:
+    """Every task the steps call for, split into what must be made and what is up to date."""
+    context = PlanContext(archive, options)
+    for row in STEPS:
+        if row.enabled(options):
+            context.tasks[row.name] = step_module(row.name).plan(context)
+    stale, fresh = [], []
+    for row in STEPS:
+        if row.name not in context.tasks:
+            continue
+        current = step_module(row.name).current(archive)
+        for task in sorted(context.tasks[row.name], key=lambda t: t.output):
+            (fresh if _up_to_date(task, current.get(task.key)) else stale).append(task)
+    return Plan(stale, fresh)
+
+
+def _up_to_date(task: Task, current: dict | None) -> bool:
+    """Its key is current and (for a product) its file is where and as large as recorded."""
+    if current is None:
+        return False
+    if "path" not in current:
+        return True
+    try:
+        return current["path"] == task.output and os.path.getsize(task.output) == current["size"]
+    except OSError:
+        return False

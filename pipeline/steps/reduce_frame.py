@@ -1,0 +1,195 @@
+"""Reduced frame: a standard or science frame through the lecture's chain, in one pass.
+
+Read once, trim (and subtract the overscan), subtract the master bias, attach the noise,
+mask saturated pixels, divide by the master flat, then what the night adds (cosmic rays
+cleaned, a WCS solved, PHOTZP from the night's solution): the stages of
+``nota.pipeline.settings.FRAME_STAGES``, in order, each a function of a ``Frame`` here or
+in its own step module. Written once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.nddata import CCDData
+
+from nota.archive import association
+from nota.archive.frames import RawFrame, frame_facts, raw_frame, readout
+from nota.instruments import Profile
+from nota.pipeline import record
+from nota.pipeline.params import recipe_key
+from nota.pipeline.product_files import pictures, raw_header, read_master, stamp, write_product
+from nota.pipeline.settings import FRAME_STAGES
+from nota.pipeline.steps import astrometry, cosmics, photometric_calibration
+from nota.pipeline.steps.common import Overscan, overscan_for, prepare, product_path
+from nota.pipeline.tasks import ProductResult, Task
+from nota.reduce.airmass import mid_exposure_airmass
+from nota.reduce.ccd import flat_correct, mask_saturated, subtract_bias, with_deviation
+from nota.settings import build
+
+NAME = "reduced"
+VERSION = 2  # bump when the chain changes: every reduced frame becomes stale
+
+__all__ = ["NAME", "VERSION", "Params", "Result", "Frame", "plan", "make", "current", "record_result"]
+
+
+@dataclass(frozen=True)
+class Params:
+    """The chain's settings for one frame: its readout, the profile's and the user's choices."""
+
+    trimsec: str
+    gain: float  # e-/ADU
+    read_noise: float  # e-
+    saturation: float  # ADU, raw
+    airmass: float | None  # mid-exposure
+    exptime: float | None
+    overscan: Overscan | None = None
+    flat_min_value: float = 0.1  # flat pixels below this fraction of the mean cannot be corrected: masked
+    keep_intermediate: bool = False  # also write the lecture's t_ and zt_ files
+    cosmics: cosmics.Params | None = None
+    astrometry: astrometry.Params | None = None
+    photometry: bool = False  # waits for its night's solution in its filter: PHOTZP
+
+
+Result = ProductResult
+
+
+@dataclass
+class Frame:
+    """A frame on its way through the stages (in a worker): pixels, header, history, figures."""
+
+    task: Task
+    params: Params
+    inputs: dict[str, Any]  # role -> master's path; 'calibration' -> the night's solution
+    raw: RawFrame
+    header: fits.Header
+    history: list[str] = field(default_factory=list)
+    ccd: CCDData | None = None
+    raw_trimmed: np.ndarray | None = None
+    planes: dict[str, np.ndarray] = field(default_factory=dict)  # extra uint8 extensions (CRMASK)
+    figures: dict[str, Any] = field(default_factory=dict)  # ProductResult fields the stages measured
+
+    def write_intermediate(self, prefix: str, masters: dict[str, str]) -> None:
+        """The lecture's t_ and zt_ files, when asked for."""
+        if self.params.keep_intermediate:
+            write_product(CCDData(self.ccd.data, unit="adu", meta=stamp(self.header, self.task, self.history, masters)),
+                          str(Path(self.task.output).with_name(prefix + self.raw.name)))
+
+
+# Planning -------------------------------------------------------------------------------
+
+
+def plan(context) -> list[Task]:
+    """Every standard and science frame associated to its masters: standards first, so each
+    science frame knows the key of its night's solution."""
+    masters = {t.group_id: t for step in ("master_bias", "master_flat") for t in context.planned(step)}
+    chosen = association.associations(context.archive)
+    facts = frame_facts(context.archive, chosen)
+    frames = [facts[i] for i in sorted(chosen) if i in facts]
+    standards = [_task(context, f, chosen[f["file_id"]], masters, {}) for f in frames if f["kind"] == "standard"]
+    solutions = photometric_calibration.solution_keys(context, standards) if context.options.photometry else {}
+    others = [_task(context, f, chosen[f["file_id"]], masters, solutions) for f in frames if f["kind"] != "standard"]
+    by_file = {t.file_id: t for t in standards + others}
+    return [by_file[f["file_id"]] for f in frames]
+
+
+def frame_params(context, profile: Profile, facts: dict, photometry: bool) -> Params:
+    """The chain's settings for a frame, from its readout, the profile and the options."""
+    options = context.options
+    sections = readout(context.archive, facts["file_id"], profile)
+    return build(
+        Params, profile.reduce.get("frame", {}), where=f"profile {profile.key}.toml [reduce.frame]",
+        trimsec=sections.trimsec, gain=sections.gain, read_noise=sections.read_noise,
+        saturation=sections.saturation, airmass=mid_airmass(facts, profile), exptime=facts["exptime"],
+        overscan=overscan_for(profile, options.overscan, sections.biassec),
+        keep_intermediate=options.keep_intermediate,
+        cosmics=cosmics.params_for(profile, options), astrometry=astrometry.params_for(profile, options, facts),
+        photometry=photometry,
+    )
+
+
+def _task(context, facts: dict, chosen: dict, masters: dict[int, Task], solutions: dict[tuple, str]) -> Task:
+    profile = context.profile(facts["instrument"])
+    solution = solutions.get((facts["night"], facts["filter"]))
+    params = frame_params(context, profile, facts, photometry=solution is not None)
+    needs, failure = {}, None
+    for purpose in ("master_bias", "master_flat"):
+        group_id, rule = chosen.get(purpose, (None, "not associated"))
+        if group_id is None or group_id not in masters:
+            failure = f"{facts['filename']}: no {purpose.replace('_', ' ')} ({rule})"
+            break
+        if masters[group_id].failure:
+            failure = f"{facts['filename']}: {masters[group_id].failure}"
+            break
+        needs[purpose] = masters[group_id].key
+    if solution is not None:
+        needs["calibration"] = solution
+    raw = raw_frame(context.archive, facts["file_id"])
+    key = recipe_key(NAME, VERSION, params, [raw.content_hash], needs)
+    output = product_path(context.root, facts["night"], NAME, f"fzt_{facts['filename'].split('.')[0]}.fits")
+    return Task(NAME, key, output, facts["night"], facts["filter"], params, (raw,),
+                header=record.header_of(context.archive, raw.file_id), file_id=facts["file_id"],
+                needs=needs, optional=frozenset({"calibration"}), failure=failure)
+
+
+def mid_airmass(facts: dict, profile: Profile) -> float | None:
+    """Mid-exposure airmass from the pointing and time; the header's (start) when unknown."""
+    try:
+        return round(mid_exposure_airmass(float(facts["ra"]), float(facts["dec"]), facts["date_obs"],
+                                          float(facts["exptime"] or 0.0), float(profile.site["latitude"]),
+                                          float(profile.site["longitude"])), 5)
+    except (KeyError, TypeError, ValueError):
+        return facts.get("airmass")
+
+
+# Making ---------------------------------------------------------------------------------
+
+
+def make(task: Task, inputs: dict, work) -> Result:
+    """Run the frame through every stage, then write it."""
+    (raw,) = task.inputs
+    frame = Frame(task, task.params, inputs, raw, raw_header(*task.header))
+    for module, function in FRAME_STAGES:
+        getattr(importlib.import_module(module), function)(frame)
+    masters = {role: path for role, path in inputs.items() if role in ("master_bias", "master_flat")}
+    frame.ccd.meta = stamp(frame.header, task, frame.history, masters)
+    digest, size = write_product(frame.ccd, task.output, frame.planes)
+    return Result(task.output, digest, size, pictures(frame.ccd.data, NAME, frame.ccd.mask),
+                  airmass=task.params.airmass, exptime=task.params.exptime, **frame.figures)
+
+
+def trim_and_overscan(frame: Frame) -> None:
+    p = frame.params
+    frame.ccd, frame.raw_trimmed = prepare(frame.raw, p.trimsec, p.overscan)
+    frame.history.append(f"nota: trimmed {p.trimsec}" + (", overscan subtracted" if p.overscan else ""))
+    frame.write_intermediate("t_", {})
+
+
+def subtract_master_bias(frame: Frame) -> None:
+    frame.ccd = subtract_bias(frame.ccd, read_master(frame.inputs["master_bias"]))
+
+
+def attach_noise(frame: Frame) -> None:
+    frame.ccd = with_deviation(frame.ccd, frame.params.gain, frame.params.read_noise)
+
+
+def mask_saturation(frame: Frame) -> None:
+    frame.ccd = mask_saturated(frame.ccd, frame.raw_trimmed, frame.params.saturation)
+    frame.history.append(f"nota: bias subtracted with {os.path.basename(frame.inputs['master_bias'])}")
+    frame.write_intermediate("zt_", {r: frame.inputs[r] for r in ("master_bias", "master_flat")})
+
+
+def divide_by_master_flat(frame: Frame) -> None:
+    flat = read_master(frame.inputs["master_flat"])
+    frame.ccd = flat_correct(frame.ccd, flat, min_value=frame.params.flat_min_value)
+    frame.history.append(f"nota: flat fielded with {os.path.basename(frame.inputs['master_flat'])}")
+
+
+current = record.current_products
+record_result = record.record_product
