@@ -7,11 +7,13 @@ registers it here, in one transaction, with everything its activity used: the ra
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from nota.archive import frames, products
 from nota.archive.database import Archive
 from nota.pipeline.params import as_dict
+from nota.pipeline.settings import step_module
 from nota.pipeline.tasks import ProductResult, Task
 
 __all__ = ["header_of", "current_products", "record_product"]
@@ -34,12 +36,10 @@ def _role(task: Task) -> str:
 def record_product(archive: Archive, task: Task, result: ProductResult, needed: dict[str, dict],
                    activity_id: int) -> dict[str, Any]:
     """Register a finished product and what it used; returns how later tasks find it."""
-    from nota.pipeline.settings import step_module
-
     row = {
         "kind": task.step, "night": task.night, "filter": task.filter, "path": result.path,
         "content_hash": result.content_hash, "size": result.size, "recipe_key": task.key, "step": task.step,
-        "parameters_json": _json(as_dict(task.params)), "code_version": step_module(task.step).VERSION,
+        "parameters_json": json.dumps(as_dict(task.params), sort_keys=True), "code_version": step_module(task.step).VERSION,
         "group_id": task.group_id, "file_id": task.file_id, "activity_id": activity_id,
         "exptime": result.exptime, "airmass": result.airmass, "photzp": result.photzp,
         "cosmic_pixels": result.cosmic_pixels, "wcs_status": result.wcs_status,
@@ -52,8 +52,3 @@ def record_product(archive: Archive, task: Task, result: ProductResult, needed: 
     product_id = products.register_product(archive, row, used, result.previews, result.plots)
     return {"product_id": product_id, "path": result.path, "content_hash": result.content_hash, "size": result.size}
 
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value, sort_keys=True)
