@@ -5,7 +5,7 @@
 -- archive/migrations.py, and a test checks that both roads end in the same schema.
 -- Times are ISO 8601 UTC text; *_json columns hold JSON.
 
-PRAGMA user_version = 3;
+PRAGMA user_version = 4;
 
 -- Every file ingest has seen, good or bad.
 CREATE TABLE files (
@@ -76,7 +76,23 @@ CREATE TABLE observations (
     ra          REAL,                     -- deg, telescope pointing
     dec         REAL,                     -- deg
     gain        REAL,                     -- e-/ADU
-    read_noise  REAL                      -- e-
+    read_noise  REAL,                     -- e-
+    profile      TEXT,                    -- the profile file that read the header (its key)
+    profile_hash TEXT REFERENCES profiles (digest),  -- ... and which text of it
+    ccd_temp     REAL,                    -- detector temperature, C (CCD-TEMP)
+    site_latitude  REAL,                  -- deg north, from the header or the profile
+    site_longitude REAL,                  -- deg east
+    pixel_scale  REAL                     -- arcsec per (binned) pixel
+);
+
+-- The instrument profiles that read frames: which file, and its text, as it was.
+CREATE TABLE profiles (
+    digest      TEXT PRIMARY KEY,         -- hash of the text
+    key         TEXT NOT NULL,            -- its name: alfosc, generic, or the user's file's stem
+    name        TEXT,                     -- the instrument it describes ([instrument] name)
+    source      TEXT NOT NULL,            -- where it was read from
+    text        TEXT NOT NULL,
+    first_used_at TEXT NOT NULL
 );
 CREATE INDEX observations_night_kind ON observations (night, kind, filter);
 
@@ -129,6 +145,7 @@ SELECT
     o.imagetyp,
     o.ra,
     o.dec,
+    o.ccd_temp,
     f.content_hash
 FROM files AS f
 JOIN observations AS o USING (file_id)
@@ -198,7 +215,7 @@ CREATE TABLE group_pins (
 CREATE TABLE calibration_groups (
     group_id    INTEGER PRIMARY KEY,
     group_key   TEXT NOT NULL UNIQUE,     -- stable name, e.g. master_flat/2008-04-12/R/sky_flat/550x513/4x4
-    purpose     TEXT NOT NULL,            -- master_bias, master_flat
+    purpose     TEXT NOT NULL,            -- master_bias, master_dark, master_flat
     night       TEXT NOT NULL,
     instrument  TEXT,
     filter      TEXT,
@@ -214,7 +231,13 @@ CREATE TABLE calibration_groups (
     note        TEXT NOT NULL,            -- why (not) usable / preferred, in words
     members_hash TEXT NOT NULL,           -- identifies the included membership
     built_at    TEXT NOT NULL,
-    activity_id INTEGER REFERENCES activities (activity_id)
+    activity_id INTEGER REFERENCES activities (activity_id),
+    master_bias_group_id INTEGER REFERENCES calibration_groups (group_id) ON DELETE SET NULL,  -- a flat or dark group's bias
+    master_bias_rule TEXT,                -- the rule that chose it (as a frame's association), or why none
+    master_dark_group_id INTEGER REFERENCES calibration_groups (group_id) ON DELETE SET NULL,  -- a flat group's dark
+    master_dark_rule TEXT,
+    exptime     REAL,                     -- s: a dark group's exposure time
+    ccd_temp    REAL                      -- C: a dark group's median detector temperature
 );
 
 CREATE TABLE group_members (
@@ -228,7 +251,7 @@ CREATE TABLE group_members (
 -- Which master each frame to be calibrated gets, and the rule that decided.
 CREATE TABLE associations (
     file_id     INTEGER NOT NULL REFERENCES files (file_id) ON DELETE CASCADE,
-    purpose     TEXT NOT NULL,            -- master_bias, master_flat
+    purpose     TEXT NOT NULL,            -- master_bias, master_dark, master_flat
     group_id    INTEGER REFERENCES calibration_groups (group_id) ON DELETE SET NULL,
     rule        TEXT NOT NULL,            -- same night / nearest night within N days / none: why
     PRIMARY KEY (file_id, purpose)

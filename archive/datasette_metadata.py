@@ -34,6 +34,7 @@ _COMMON_FRAME_COLUMNS = {
     "ra": "Telescope pointing, right ascension.",
     "dec": "Telescope pointing, declination.",
     "content_hash": "XXH3-128 of the file's bytes: the same hash means the same content.",
+    "ccd_temp": "Detector temperature at the start of the exposure (CCD-TEMP), when the camera writes it.",
 }
 
 _TABLES: dict[str, dict[str, Any]] = {
@@ -116,6 +117,8 @@ _TABLES: dict[str, dict[str, Any]] = {
     "lineage": {"description": "Every ancestor of every product, at any depth (a recursive view): filter on product_id, or on file_id to find every product made from a raw frame."},
     "activities": {"description": "Every run of every step (ingest, qc, groups, master_bias, master_flat, reduced): parameters, software versions, host, times, status.",
                    "facets": ["step", "status"]},
+    "profiles": {"description": "Every instrument profile text that read a frame: its file, its instrument, its text as it was (observations.profile_hash names it).",
+                 "label_column": "key"},
     "used": {"description": "Provenance: what each activity used, in which role: raw files (with the content they had) and products. A product's inputs are what its activity used."},
     "problems": {"description": "Every problem ingest met, one line each: error = file rejected, warning = file indexed.",
                  "facets": ["severity"]},

@@ -262,3 +262,45 @@ def _execute_batch(conn: sqlite3.Connection, rows: _BatchRows) -> None:
         " VALUES (?, ?, ?, ?, ?, ?)",
         rows.problems,
     )
+
+
+# Profiles and re-normalising ---------------------------------------------------------------
+
+
+def register_profiles(archive: Archive, profiles: list[dict[str, Any]]) -> None:
+    """The profiles that may read this ingest's frames, with their text (once per text)."""
+    now = utc_now()
+    with archive.transaction() as conn:
+        conn.executemany(
+            "INSERT OR IGNORE INTO profiles (digest, key, name, source, text, first_used_at)"
+            " VALUES (:digest, :key, :name, :source, :text, :now)",
+            [{**p, "now": now} for p in profiles])
+
+
+def frames_read_by(archive: Archive, file_ids: list[int]) -> dict[int, tuple[str | None, str | None]]:
+    """(profile key, profile hash) that read each of these frames."""
+    rows = archive.run("SELECT file_id, profile, profile_hash FROM observations"
+                       " WHERE file_id IN (SELECT value FROM json_each(?))", (str(sorted(file_ids)),))[1]
+    return {file_id: (key, digest) for file_id, key, digest in rows}
+
+
+def merged_header(archive: Archive, file_id: int) -> dict[str, Any]:
+    """Keyword -> value as the frame sees it (its image HDU's cards over the primary's; the
+    first card of a keyword), from the stored cards: what the profile reads."""
+    values: dict[str, Any] = {}
+    rows = archive.run(
+        "SELECT h.hdu, h.keyword, h.value, h.raw FROM headers h JOIN files f USING (file_id)"
+        " WHERE h.file_id = ? AND h.hdu IN (0, f.data_hdu) ORDER BY h.hdu DESC, h.position", (file_id,))[1]
+    for _, keyword, value, raw in rows:
+        if keyword in ("COMMENT", "HISTORY", "") or keyword in values:
+            continue
+        values[keyword] = (raw == "T") if raw in ("T", "F") and value in (0, 1) else value
+    return values
+
+
+def replace_observation(archive: Archive, file_id: int, row: dict[str, Any]) -> None:
+    """A frame's normalised facts, read again (its profile changed)."""
+    with archive.transaction() as conn:
+        conn.execute("DELETE FROM observations WHERE file_id = ?", (file_id,))
+        conn.execute(f"INSERT INTO observations (file_id, {', '.join(row)}) VALUES (?, {', '.join('?' * len(row))})",
+                     (file_id, *row.values()))

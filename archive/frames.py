@@ -15,7 +15,6 @@ from typing import Any, Callable, Iterable
 from nota.archive.database import Archive
 from nota.errors import NotaError
 from nota.instruments import Profile
-from nota.sections import binned
 
 __all__ = ["RawFrame", "Readout", "find_frame", "frame_facts", "raw_frames", "header_cards", "readout", "readouts"]
 
@@ -45,7 +44,7 @@ class Readout:
     """How a frame was read out: its sections (binned pixels) and its detector's numbers."""
 
     trimsec: str
-    biassec: str
+    biassec: str | None  # None: no overscan (a CMOS sensor)
     gain: float
     read_noise: float
     saturation: float
@@ -67,7 +66,8 @@ def find_frame(archive: Archive, frame: str) -> dict[str, Any]:
 
 _FACTS = ("SELECT o.file_id, f.name AS filename, f.path, f.content_hash, o.night, o.instrument, o.kind,"
           " o.kind_rule, o.filter, o.filter_ids, o.binning, o.naxis1, o.naxis2, o.gain, o.read_noise,"
-          " o.object, o.exptime, o.date_obs, o.mjd, o.ra, o.dec, o.airmass"
+          " o.object, o.exptime, o.date_obs, o.mjd, o.ra, o.dec, o.airmass, o.ccd_temp, o.site_latitude,"
+          " o.site_longitude, o.pixel_scale"
           " FROM observations o JOIN files f USING (file_id) WHERE f.status = 'ok'")
 
 
@@ -137,7 +137,7 @@ def readout(archive: Archive, file_id: int, profile: Profile) -> Readout:
 
 
 _READOUTS = """
-SELECT o.file_id, o.binning, o.gain, o.read_noise,
+SELECT o.file_id, o.binning, o.gain, o.read_noise, o.naxis1, o.naxis2,
        (SELECT value FROM headers c WHERE c.file_id = o.file_id AND c.hdu IN (0, f.data_hdu)
           AND c.keyword = 'TRIMSEC' ORDER BY c.hdu DESC LIMIT 1) AS trimsec,
        (SELECT value FROM headers c WHERE c.file_id = o.file_id AND c.hdu IN (0, f.data_hdu)
@@ -158,11 +158,11 @@ def readouts(archive: Archive, file_ids: Iterable[int],
             continue
         xbin, ybin = (int(v) for v in (facts["binning"] or "1x1").split("x"))
         detector = profile.detector
-        found[facts["file_id"]] = Readout(
-            trimsec=facts["trimsec"] or binned(detector["trimsec"], xbin, ybin),
-            biassec=facts["biassec"] or binned(detector["biassec"], xbin, ybin),
-            gain=float(facts["gain"] or detector["gain"]),
-            read_noise=float(facts["read_noise"] or detector["read_noise"]),
-            saturation=float(detector["saturation"]),
+        found[facts["file_id"]] = Readout(  # a profile without sections: the whole frame, no overscan
+            trimsec=facts["trimsec"] or profile.trimsec_for(xbin, ybin, facts["naxis1"], facts["naxis2"]),
+            biassec=facts["biassec"] or profile.biassec_for(xbin, ybin),
+            gain=float(facts["gain"] or detector.get("gain") or 1.0),
+            read_noise=float(facts["read_noise"] or detector.get("read_noise") or 0.0),
+            saturation=float(detector.get("saturation", 65535)),
         )
     return found

@@ -35,17 +35,20 @@ __all__ = ["GroupSettings", "group_settings", "profiles", "selected_frames", "gr
 class GroupSettings:
     """What is combined, what must match, how far in time a master reaches (``[groups]``)."""
 
-    min_frames: Mapping[str, int] = field(default_factory=lambda: {"master_bias": 5, "master_flat": 3})
+    min_frames: Mapping[str, int] = field(default_factory=lambda: {"master_bias": 5, "master_dark": 3, "master_flat": 3})
     flat_kinds: tuple[str, ...] = ("sky_flat", "dome_flat")  # in order of preference
     selections: Mapping[str, str] = field(default_factory=lambda: {
-        "master_bias": "biases", "sky_flat": "sky_flats", "dome_flat": "dome_flats",
+        "master_bias": "biases", "master_dark": "darks", "sky_flat": "sky_flats", "dome_flat": "dome_flats",
         "to_calibrate": "to_calibrate",
     })
     match: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {
         "master_bias": ("instrument", "naxis1", "naxis2", "binning"),
+        "master_dark": ("instrument", "naxis1", "naxis2", "binning"),
         "master_flat": ("instrument", "naxis1", "naxis2", "binning", "filter"),
     })
-    validity_days: Mapping[str, int] = field(default_factory=lambda: {"master_bias": 7, "master_flat": 3})
+    validity_days: Mapping[str, int] = field(default_factory=lambda: {"master_bias": 7, "master_dark": 7,
+                                                                       "master_flat": 3})
+    dark_temperature_tolerance: float = 1.0  # C: a master dark serves frames this close to its temperature
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "flat_kinds", tuple(self.flat_kinds))
@@ -59,9 +62,9 @@ _SETTINGS: dict[str, GroupSettings] = {}
 
 def group_settings(profile: Profile) -> GroupSettings:
     """A profile's ``[groups]`` over nota's defaults (each key replaces a default whole), built once."""
-    if profile.key not in _SETTINGS:
-        _SETTINGS[profile.key] = build(GroupSettings, profile.groups, where=f"profile {profile.key}.toml [groups]")
-    return _SETTINGS[profile.key]
+    if profile.digest not in _SETTINGS:  # by its text: an edited profile is read again
+        _SETTINGS[profile.digest] = build(GroupSettings, profile.groups, where=f"profile {profile.key}.toml [groups]")
+    return _SETTINGS[profile.digest]
 
 
 def profiles() -> list[Profile]:
@@ -76,9 +79,13 @@ def selected_frames(archive: Archive, selection: str, profile: Profile) -> list[
     return [facts[i] for i in sorted(facts) if facts[i]["instrument"] == profile.name]
 
 
-def group_key(purpose: str, night: str, filter: str | None, flat_kind: str | None, binning: str) -> str:
-    parts = [purpose, night] + ([filter or "open", flat_kind or ""] if purpose == "master_flat" else []) + [binning]
-    return "/".join(p for p in parts if p)
+def group_key(purpose: str, night: str, filter: str | None, flat_kind: str | None, binning: str,
+              exptime: float | None = None, ccd_temp: float | None = None) -> str:
+    """A group's stable name: master_flat/2008-04-12/R/sky_flat/4x4, master_dark/2026-11-30/300s/-10C/1x1."""
+    parts = [purpose, night] + ([filter or "open", flat_kind or ""] if purpose == "master_flat" else [])
+    if purpose == "master_dark":
+        parts += [f"{exptime:g}s", "" if ccd_temp is None else f"{round(ccd_temp):+d}C"]
+    return "/".join(p for p in parts + [binning] if p)
 
 
 @dataclass(frozen=True)
@@ -133,14 +140,16 @@ def rebuild_groups(archive: Archive, activity_id: int) -> GroupsBuilt:
     built: list[dict] = []
     for profile in profiles():
         cfg = group_settings(profile)
-        sources = [("master_bias", None, cfg.selections["master_bias"])] + [
+        sources = [("master_bias", None, cfg.selections["master_bias"]),
+                   ("master_dark", None, cfg.selections["master_dark"])] + [
             ("master_flat", kind, cfg.selections[kind]) for kind in cfg.flat_kinds
         ]
         for purpose, flat_kind, selection in sources:
             buckets: dict[str, list[dict]] = defaultdict(list)
             for f in selected_frames(archive, selection, profile):
                 if f["night"] is not None:
-                    buckets[group_key(purpose, f["night"], f["filter"], flat_kind, f["binning"])].append(f)
+                    buckets[group_key(purpose, f["night"], f["filter"], flat_kind, f["binning"],
+                                      f["exptime"] or 0.0, f["ccd_temp"])].append(f)
             for key, members in sorted(buckets.items()):
                 built.append(_group(key, members, purpose, flat_kind, selection, profile, cfg, known))
     _choose_preferred(built)
@@ -174,7 +183,17 @@ def _group(key: str, members: list[dict], purpose: str, flat_kind: str | None, s
             "\n".join(sorted(m["content_hash"] or str(m["file_id"]) for m in included)).encode()
         ).hexdigest()[:32],
         "decisions": decisions, "kind_rank": cfg.flat_kinds.index(flat_kind) if flat_kind else 0,
+        "exptime": float(first["exptime"] or 0.0) if purpose == "master_dark" else None,
+        "ccd_temp": _median([m["ccd_temp"] for m in included or members]) if purpose == "master_dark" else None,
     }
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return None
+    middle = len(known) // 2
+    return known[middle] if len(known) % 2 else (known[middle - 1] + known[middle]) / 2
 
 
 def _write_group(archive: Archive, g: dict[str, Any], activity_id: int, now: str) -> str | None:
@@ -204,10 +223,10 @@ def _write_group(archive: Archive, g: dict[str, Any], activity_id: int, now: str
 
 
 def _choose_preferred(groups: list[dict]) -> None:
-    """Bias groups are used when usable; of a night's flats per filter, the first usable kind."""
+    """Bias and dark groups are used when usable; of a night's flats per filter, the first usable kind."""
     flats: dict[tuple, list[dict]] = defaultdict(list)
     for g in groups:
-        if g["purpose"] == "master_bias":
+        if g["purpose"] != "master_flat":
             g["preferred"] = g["usable"]
         else:
             g["preferred"] = 0
@@ -308,7 +327,8 @@ def groups_as_dicts(archive: Archive, night: str | None = None) -> list[dict[str
 def usable_groups(archive: Archive, purpose: str) -> list[dict[str, Any]]:
     """The groups masters are made from: usable and preferred, by night."""
     return archive.dicts(
-        "SELECT group_id, purpose, night, instrument, filter, flat_kind, binning FROM calibration_groups"
+        "SELECT group_id, group_key, purpose, night, instrument, filter, flat_kind, binning, exptime, ccd_temp"
+        " FROM calibration_groups"
         " WHERE usable = 1 AND preferred = 1 AND purpose = ? ORDER BY night, group_id", (purpose,))
 
 
@@ -317,11 +337,3 @@ def group_members(archive: Archive, group_id: int) -> list[dict[str, Any]]:
     return archive.dicts("SELECT file_id, included, reason FROM group_members WHERE group_id = ? ORDER BY file_id",
                          (group_id,))
 
-
-def bias_group_for_flats(archive: Archive, flats: dict[str, Any]) -> int | None:
-    """The master-bias group a flat group is corrected with: same night and readout."""
-    row = archive.one(
-        "SELECT group_id FROM calibration_groups WHERE purpose = 'master_bias' AND usable = 1"
-        " AND preferred = 1 AND night = ? AND instrument IS ? AND binning = ?",
-        (flats["night"], flats["instrument"], flats["binning"]))
-    return row["group_id"] if row else None

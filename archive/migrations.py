@@ -119,4 +119,57 @@ ALTER TABLE qc DROP COLUMN wcs_rms_arcsec;
 ALTER TABLE qc DROP COLUMN wcs_matched;
 ALTER TABLE qc DROP COLUMN cosmic_pixels;
 """),
+    # 4: which profile read each frame (and its text), the detector temperature, the site and
+    #    pixel scale per frame; dark groups (exposure, temperature); a flat or dark group's
+    #    master bias and a flat group's master dark, chosen as a frame's are.
+    (4, """
+CREATE TABLE profiles (
+    digest      TEXT PRIMARY KEY,
+    key         TEXT NOT NULL,
+    name        TEXT,
+    source      TEXT NOT NULL,
+    text        TEXT NOT NULL,
+    first_used_at TEXT NOT NULL
+);
+ALTER TABLE observations ADD COLUMN profile TEXT;
+ALTER TABLE observations ADD COLUMN profile_hash TEXT REFERENCES profiles (digest);
+ALTER TABLE observations ADD COLUMN ccd_temp REAL;
+ALTER TABLE observations ADD COLUMN site_latitude REAL;
+ALTER TABLE observations ADD COLUMN site_longitude REAL;
+ALTER TABLE observations ADD COLUMN pixel_scale REAL;
+ALTER TABLE calibration_groups ADD COLUMN master_bias_group_id INTEGER REFERENCES calibration_groups (group_id) ON DELETE SET NULL;
+ALTER TABLE calibration_groups ADD COLUMN master_bias_rule TEXT;
+ALTER TABLE calibration_groups ADD COLUMN master_dark_group_id INTEGER REFERENCES calibration_groups (group_id) ON DELETE SET NULL;
+ALTER TABLE calibration_groups ADD COLUMN master_dark_rule TEXT;
+ALTER TABLE calibration_groups ADD COLUMN exptime REAL;
+ALTER TABLE calibration_groups ADD COLUMN ccd_temp REAL;
+DROP VIEW frames;
+CREATE VIEW frames AS
+SELECT
+    f.file_id,
+    f.name AS filename,
+    f.path,
+    o.night,
+    o.instrument,
+    o.kind,
+    o.kind_rule,
+    o.filter,
+    o.filter_ids,
+    o.exptime,
+    o.date_obs,
+    o.mjd,
+    o.airmass,
+    o.naxis1,
+    o.naxis2,
+    o.binning,
+    o.object,
+    o.imagetyp,
+    o.ra,
+    o.dec,
+    o.ccd_temp,
+    f.content_hash
+FROM files AS f
+JOIN observations AS o USING (file_id)
+WHERE f.status = 'ok';
+"""),
 ]

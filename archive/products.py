@@ -49,9 +49,11 @@ def register_product(archive: Archive, row: dict[str, Any], used: Iterable[dict[
 
 
 def current_products(archive: Archive) -> dict[str, dict[str, Any]]:
-    """Current products by recipe key: their id, path, size and content hash."""
+    """Current products by recipe key: their id, path, size and content hash, and whose they are
+    (kind, raw frame, group)."""
     return {r["recipe_key"]: r for r in archive.dicts(
-        "SELECT recipe_key, product_id, path, size, content_hash FROM products WHERE current = 1")}
+        "SELECT recipe_key, product_id, path, size, content_hash, kind, file_id, group_id FROM products"
+        " WHERE current = 1")}
 
 
 def find_product(archive: Archive, product: str, kinds: tuple[str, ...] | None = None) -> dict[str, Any]:

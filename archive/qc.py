@@ -62,9 +62,9 @@ def qc_thresholds(profile: Profile | None) -> QcThresholds:
     """A profile's thresholds (nota's defaults for a camera without a profile), built once."""
     if profile is None:
         return QcThresholds()
-    if profile.key not in _THRESHOLDS:
-        _THRESHOLDS[profile.key] = build(QcThresholds, profile.qc, where=f"profile {profile.key}.toml [qc]")
-    return _THRESHOLDS[profile.key]
+    if profile.digest not in _THRESHOLDS:  # by its text: an edited profile is read again
+        _THRESHOLDS[profile.digest] = build(QcThresholds, profile.qc, where=f"profile {profile.key}.toml [qc]")
+    return _THRESHOLDS[profile.digest]
 
 
 def _thresholds_of(instrument: str | None) -> QcThresholds:

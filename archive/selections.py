@@ -17,13 +17,12 @@ import logging
 import re
 import sqlite3
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from nota.archive.database import Archive, open_readonly
 from nota.archive.provenance import utc_now
 from nota.errors import NotaError, QueryError
-from nota.instruments import available_profiles
+from nota.instruments import Profile, available_profiles, load_profile
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +80,12 @@ def frames_query(condition: str, columns: str = "*", order: str = "night, date_o
     return f"SELECT {columns} FROM frames WHERE ({expand_header_calls(condition)}) ORDER BY {order}"
 
 
-def shipped_selections(profile_key: str) -> list[Selection]:
-    """The selections an instrument profile ships, from its ``selections/*.sql`` files."""
-    folder = resources.files("nota.instruments").joinpath(profile_key, "selections")
-    if not folder.is_dir():
+def shipped_selections(profile: Profile) -> list[Selection]:
+    """The selections an instrument profile ships, from the ``selections/*.sql`` files beside it."""
+    folder = profile.selections_dir
+    if folder is None or not folder.is_dir():
         return []
+    profile_key = profile.key
     found = []
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
         if not entry.name.endswith(".sql"):
@@ -104,7 +104,7 @@ def sync_shipped_selections(archive: Archive) -> None:
     now = utc_now()
     with archive.transaction() as conn:
         for key in available_profiles():
-            for s in shipped_selections(key):
+            for s in shipped_selections(load_profile(key)):
                 conn.execute(
                     "INSERT INTO selections (name, condition, doc, source, created_at, updated_at)"
                     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"

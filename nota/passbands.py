@@ -1,4 +1,4 @@
-"""Passbands of NOT filters and synthetic AB magnitudes through them.
+"""Passbands of a profile's filters and synthetic AB magnitudes through them.
 
 The simulator gives the standard stars their true magnitudes with these functions and the
 photometry step compares against the same numbers, so both sides agree on what "the
@@ -15,12 +15,10 @@ import numpy as np
 
 from nota.instruments import Filter
 
-__all__ = ["Passband", "ab_magnitude", "passband_for_filter", "top_hat"]
+__all__ = ["Passband", "ab_magnitude", "named_passband", "passband_for_filter", "top_hat"]
 
 log = logging.getLogger(__name__)
 
-# Bessell curves shipped with speclite stand in for ALFOSC's broad-band set-up filters.
-_BESSELL = {"B": "bessell-B", "V": "bessell-V", "R": "bessell-R"}
 _C_ANGSTROM_PER_S = 2.99792458e18
 
 
@@ -55,26 +53,28 @@ def top_hat(name: str, centre_A: float, fwhm_A: float, peak: float = 1.0) -> Pas
 
 
 @functools.cache
-def _bessell(band: str) -> Passband:
+def named_passband(name: str) -> Passband:
+    """A transmission curve speclite ships ('bessell-V', 'sdss2010-g', 'panstarrs-r')."""
     import speclite.filters  # imported here: loading speclite's curves is not free
 
-    curve = speclite.filters.load_filter(_BESSELL[band])
+    curve = speclite.filters.load_filter(name)
     return Passband(
-        f"Bessell {band}",
+        name,
         np.asarray(curve.wavelength, dtype=float),
         np.asarray(curve.response, dtype=float),
     )
 
 
 def passband_for_filter(filt: Filter) -> Passband:
-    """The passband of a NOT filter: Bessell B/V/R for 74/75/76, a top-hat otherwise."""
-    short = filt.short_name.strip()
-    if short in _BESSELL:
-        return _bessell(short)
+    """A filter's passband: the speclite curve its profile names (ALFOSC's B, V and R are
+    Bessell's; a generic camera's V or g), else a top-hat of its centre and FWHM."""
+    if filt.passband:
+        return named_passband(filt.passband)
     if filt.centre_nm is None or filt.fwhm_nm is None:
-        raise ValueError(f"filter {filt.id} ({filt.name}) has no centre or FWHM in the table")
+        label = filt.name if filt.id is None else f"{filt.id} ({filt.name})"
+        raise ValueError(f"filter {label} has no passband, centre or FWHM in its profile")
     peak = (filt.peak_transmission or 100.0) / 100.0
-    return top_hat(short, filt.centre_nm * 10.0, filt.fwhm_nm * 10.0, peak)
+    return top_hat(filt.short_name.strip(), filt.centre_nm * 10.0, filt.fwhm_nm * 10.0, peak)
 
 
 def ab_magnitude(wavelength_A: np.ndarray, flux_flam: np.ndarray, passband: Passband) -> float:

@@ -127,12 +127,14 @@ def synthetic_magnitudes(name: str, filters: list[Filter]) -> dict[str, float]:
 
 
 def find_filter(filter_id_or_name: int | str, profile: Profile | None = None) -> Filter:
-    """A filter of the profile's table from its NOT id (78, "78", "#78") or its name.
+    """A filter of the profile from its wheel id (78, "78", "#78") or its name.
 
-    Names match the short name ('R', 'NII_658') or the full table name, case-insensitively;
-    the archive's ``frames.filter`` column holds short names.
+    Names match a table filter's short name ('R', 'NII_658') or full name, then the
+    profile's named passbands ('V', 'Halpha') directly or through its aliases ('Ha'),
+    case-insensitively; the archive's ``frames.filter`` column holds these names.
     """
-    filters = (profile or load_profile("alfosc")).filters
+    profile = profile or load_profile("alfosc")
+    filters = profile.filters
     if isinstance(filter_id_or_name, int) and not isinstance(filter_id_or_name, bool):
         if filter_id_or_name in filters:
             return filters[filter_id_or_name]
@@ -144,7 +146,20 @@ def find_filter(filter_id_or_name: int | str, profile: Profile | None = None) ->
     for filt in filters.values():
         if text.lower() in (filt.short_name.strip().lower(), filt.name.strip().lower()):
             return filt
-    raise KeyError(f"no filter {filter_id_or_name!r} in the filter table")
+    named = _named_filter(text, profile)
+    if named is not None:
+        return named
+    raise KeyError(f"no filter {filter_id_or_name!r} in the filter table or the passbands of {profile.key}")
+
+
+def _named_filter(text: str, profile: Profile) -> Filter | None:
+    """A filter of ``[filters] passbands``: by its canonical name, an alias, or either
+    case-insensitively when only one name fits."""
+    canonical = profile.canonical_filter(text)
+    if canonical in profile.named_filters:
+        return profile.named_filters[canonical]
+    folded = [f for name, f in profile.named_filters.items() if name.lower() == text.lower()]
+    return folded[0] if len(folded) == 1 else None
 
 
 @functools.cache

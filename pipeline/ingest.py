@@ -32,8 +32,9 @@ from nota.archive.files import mark_missing, write_batch
 from nota.errors import FitsError, NotaError
 from nota.fitsheader import Card, Hdu, Truncated, read_file_hdus
 from nota.hashing import content_hash
-from nota.instruments import profile_for_header
-from nota.instruments.observation import missing_keywords, observation_row
+from nota.instruments import load_profile_file, profile_for_header
+from nota.instruments.observation import missing_keywords
+from nota.pipeline.profiles import read_through, register_profiles, renormalise
 from nota.parallel import map_in_processes
 
 log = logging.getLogger(__name__)
@@ -183,19 +184,21 @@ class _ReadTask:
     mtime_ns: int
     hash_it: bool
     session: str
+    profile_file: str | None = None  # `nota ingest --profile FILE`: this profile reads every frame
 
 
-def _observation(hdus: list[Hdu], data_hdu: int | None, warnings: list[str]) -> dict[str, Any] | None:
+def _observation(hdus: list[Hdu], data_hdu: int | None, warnings: list[str],
+                 profile_file: str | None = None) -> dict[str, Any] | None:
     """The frame's normalised row, or None for a file that is not a raw frame (warned)."""
     if data_hdu is None:
         warnings.append("no image HDU: indexed, but not a frame")
         return None
     header = merged_header(hdus, data_hdu)
-    profile = profile_for_header(header)
     if "NOTAKEY" in header:
         # A product nota made (it carries the raw header): never a raw frame.
         warnings.append("a nota product, not a raw frame: indexed, but not a frame")
         return None
+    profile = load_profile_file(profile_file) if profile_file else profile_for_header(header)
     if profile is None:
         instrument = header.get("INSTRUME")
         warnings.append(f"no instrument profile for INSTRUME={instrument!r}: kind set to unknown")
@@ -203,7 +206,7 @@ def _observation(hdus: list[Hdu], data_hdu: int | None, warnings: list[str]) -> 
         missing = missing_keywords(header, profile)
         if missing:
             warnings.append(f"missing keyword(s) {', '.join(missing)}")
-    return observation_row(header, profile)
+    return read_through(header, profile)
 
 
 def _read(task: _ReadTask) -> IndexedFile:
@@ -221,7 +224,7 @@ def _read(task: _ReadTask) -> IndexedFile:
         hdus, error = [], f"cannot read: {exc.strerror or exc}"
     warnings = [w for h in hdus for w in h.warnings]
     data_hdu = next((h.index for h in hdus if h.is_image), None)
-    observation = _observation(hdus, data_hdu, warnings) if error is None else None
+    observation = _observation(hdus, data_hdu, warnings, task.profile_file) if error is None else None
     hdu_rows = [
         (h.index, h.name, h.xtension, _int_or_none(h.get("BITPIX")), _int_or_none(h.get("NAXIS1")),
          _int_or_none(h.get("NAXIS2")), len(h.cards), h.header_offset, h.data_offset, h.data_size)
@@ -267,6 +270,7 @@ def ingest(
     paths: Iterable[str | Path],
     *,
     hash_content: bool = True,
+    profile_file: str | Path | None = None,
     jobs: int | None = None,
     on_file: Callable[[int, int, str], None] | None = None,
 ) -> IngestReport:
@@ -275,29 +279,41 @@ def ingest(
     ``hash_content=False`` indexes headers only: quicker on slow disks, but renamed files
     are then not recognised and provenance has no content hashes. ``jobs`` worker
     processes read the files (default: the cores); only this process writes the database.
+    ``profile_file`` names the profile that reads every frame (else each header's own);
+    frames already indexed whose profile's text changed are read again from their cards.
     """
+    forced = str(Path(profile_file).absolute()) if profile_file else None
+    if forced:
+        load_profile_file(forced)  # a malformed profile stops the run before any file is read
     with _no_cycle_collection():
-        return _ingest(archive, paths, hash_content=hash_content, jobs=jobs, on_file=on_file)
+        return _ingest(archive, paths, hash_content=hash_content, jobs=jobs, on_file=on_file, forced=forced)
 
 
 _Plan = list[tuple[str, "os.stat_result | None", "KnownFile | None"]]
 
 
-def _ingest(archive: Archive, paths: Iterable[str | Path], *, hash_content: bool,
-            jobs: int | None, on_file: Callable[[int, int, str], None] | None) -> IngestReport:
+def _ingest(archive: Archive, paths: Iterable[str | Path], *, hash_content: bool, jobs: int | None,
+            on_file: Callable[[int, int, str], None] | None, forced: str | None) -> IngestReport:
     roots = [str(Path(p).absolute()) for p in paths]
     files = list(iter_fits(roots))
-    activity_id = provenance.start_activity(archive, "ingest", {"paths": roots, "hash_content": hash_content})
+    activity_id = provenance.start_activity(archive, "ingest", {"paths": roots, "hash_content": hash_content,
+                                                                "profile": forced})
+    register_profiles(archive, forced)
     report = IngestReport(activity_id, roots)
     known = known_files(archive)
     gone_by_hash = _gone(known, {str(p) for p in files}, roots)
     plan = _plan(files, known, report)
     session = uuid.uuid4().hex  # names this run's card numbering in every reader
-    tasks = [_ReadTask(path, st.st_size, st.st_mtime_ns, hash_content, session) for path, st, _ in plan if st]
+    tasks = [_ReadTask(path, st.st_size, st.st_mtime_ns, hash_content, session, forced)
+             for path, st, _ in plan if st]
     parsed = _read_all(tasks, jobs)
     try:
         with card_table(archive):
             _write_all(archive, activity_id, plan, parsed, gone_by_hash, report, on_file)
+            unchanged = [known.file_id for _, st, known in plan if st is None and known is not None]
+            renormalised = renormalise(archive, unchanged, forced)
+            if renormalised:
+                report.outcomes["renormalised"] += renormalised
             with archive.transaction():
                 missing = [file_id for entries in gone_by_hash.values() for file_id, _ in entries]
                 if missing:

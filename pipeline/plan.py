@@ -11,10 +11,12 @@ exactly what depends on it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nota.archive.database import Archive
+from nota.archive.products import current_products
 from nota.errors import ProfileError
 from nota.instruments import Profile, profile_named
 from nota.pipeline.settings import PROFILE_TABLES, STEPS, step_module
@@ -94,7 +96,8 @@ def plan_reduction(archive: Archive, options: ReduceOptions) -> Plan:
     context = PlanContext(archive, options)
     for row in STEPS:
         if row.enabled(options):
-            context.tasks[row.name] = step_module(row.name).plan(context)
+            context.tasks[row.name] = _apart(step_module(row.name).plan(context))
+    _guard_paths(context.tasks, current_products(archive))
     stale, fresh = [], []
     for row in STEPS:
         if row.name not in context.tasks:
@@ -103,6 +106,34 @@ def plan_reduction(archive: Archive, options: ReduceOptions) -> Plan:
         for task in sorted(context.tasks[row.name], key=lambda t: t.output):
             (fresh if _up_to_date(task, current.get(task.key)) else stale).append(task)
     return Plan(stale, fresh)
+
+
+def _apart(tasks: list[Task]) -> list[Task]:
+    """Products of a step that would share a path (two raw frames of one name, in two
+    folders of a night) each get their raw frame's id in the name: paths never collide."""
+    count = Counter(t.output for t in tasks)
+    return [t if count[t.output] == 1 or t.file_id is None
+            else replace(t, output=t.output.removesuffix(".fits") + f"_f{t.file_id}.fits") for t in tasks]
+
+
+def _guard_paths(tasks: dict[str, list[Task]], current: dict[str, dict]) -> None:
+    """A product never takes a path another product holds: two tasks of the plan, or a
+    current product of another frame or group, on one path make the task impossible."""
+    owners = {row["path"]: row for row in current.values()}
+    every = [t for planned in tasks.values() for t in planned if t.output.endswith(".fits")]
+    shared = {path for path, n in Counter(t.output for t in every).items() if n > 1}
+    for step, planned in tasks.items():
+        for i, task in enumerate(planned):
+            owner = owners.get(task.output)
+            if task.output in shared:
+                why = f"{os.path.basename(task.output)}: another product of this plan has the same path"
+            elif owner is not None and (owner["kind"], owner["file_id"], owner["group_id"]) != (
+                    task.step, task.file_id, task.group_id):
+                why = (f"{os.path.basename(task.output)}: the path of product #{owner['product_id']}"
+                       f" ({owner['kind']} of another frame or group): not written over")
+            else:
+                continue
+            planned[i] = replace(task, failure=task.failure or why)
 
 
 def _up_to_date(task: Task, current: dict | None) -> bool:

@@ -59,6 +59,8 @@ def stamp(header: fits.Header, task: Task, history: list[str], masters: dict[str
     header["NOTASTEP"] = (task.step, "nota step that made this product")
     if "master_bias" in masters:
         header["NOTABIAS"] = (os.path.basename(masters["master_bias"]), "master bias used")
+    if "master_dark" in masters:
+        header["NOTADARK"] = (os.path.basename(masters["master_dark"]), "master dark used")
     if "master_flat" in masters:
         header["NOTAFLAT"] = (os.path.basename(masters["master_flat"]), "master flat used")
     for line in history:

@@ -36,8 +36,10 @@ class Step:
 
 STEPS: tuple[Step, ...] = (
     Step("master_bias", "nota.pipeline.steps.master_bias", needs=()),
-    Step("master_flat", "nota.pipeline.steps.master_flat", needs=("master_bias",)),
-    Step("reduced", "nota.pipeline.steps.reduce_frame", needs=("master_bias", "master_flat", "calibration?")),
+    Step("master_dark", "nota.pipeline.steps.master_dark", needs=("master_bias",)),
+    Step("master_flat", "nota.pipeline.steps.master_flat", needs=("master_bias", "master_dark?")),
+    Step("reduced", "nota.pipeline.steps.reduce_frame", needs=("master_bias", "master_dark?", "master_flat",
+                                                                "calibration?")),
     Step("photometric_calibration", "nota.pipeline.steps.photometric_calibration", needs=("standard?",),
          enabled=lambda options: options.photometry),
     Step("stack", "nota.pipeline.steps.stack", needs=("exposure", "calibration?"),
@@ -51,8 +53,9 @@ STEPS: tuple[Step, ...] = (
 FRAME_STAGES: tuple[tuple[str, str], ...] = (
     ("nota.pipeline.steps.reduce_frame", "trim_and_overscan"),
     ("nota.pipeline.steps.reduce_frame", "subtract_master_bias"),
-    ("nota.pipeline.steps.reduce_frame", "attach_noise"),
+    ("nota.pipeline.steps.reduce_frame", "attach_noise"),  # Poisson noise of the dark current too
     ("nota.pipeline.steps.reduce_frame", "mask_saturation"),
+    ("nota.pipeline.steps.reduce_frame", "subtract_master_dark"),
     ("nota.pipeline.steps.reduce_frame", "divide_by_master_flat"),
     ("nota.pipeline.steps.cosmics", "clean_cosmic_rays"),
     ("nota.pipeline.steps.astrometry", "solve_wcs"),
@@ -60,7 +63,7 @@ FRAME_STAGES: tuple[tuple[str, str], ...] = (
 )
 
 # The tables of a profile's [reduce]: each one step's (or stage's) parameters.
-PROFILE_TABLES = ("master_bias", "master_flat", "frame", "overscan", "cosmics", "stack")
+PROFILE_TABLES = ("master_bias", "master_dark", "master_flat", "frame", "overscan", "cosmics", "stack")
 
 _BY_NAME = {row.name: row for row in STEPS}
 

@@ -27,6 +27,8 @@ from nota.pipeline.product_files import read_product
 from nota.reduce.aperture import measure_stars
 from nota.reduce.astrometry import extract_sources
 from nota.reduce.zeropoint import ZeroPointFit
+from nota.errors import ProfileError
+from nota.instruments import profile_named
 from nota.standards import find_filter
 
 __all__ = ["PhotometryReport", "measure_frame", "line_flux_per_count"]
@@ -76,7 +78,8 @@ def measure_frame(archive: Archive, frame: str, *, nsigma: float = 5.0, limit: i
     found = extract_sources(ccd.data, fwhm_guess, mask=ccd.mask, nsigma=nsigma, limit=limit)
     measured = measure_stars(ccd, list(zip(found.x, found.y)))
     x_airmass = float(product["airmass"] or facts.get("airmass") or ccd.header.get("AIRMASS") or 1.0)
-    per_count = _line_flux_per_count(fit, product["filter"], x_airmass)
+    profile = _profile_of(facts.get("instrument"))
+    per_count = _line_flux_per_count(fit, product["filter"], x_airmass, profile)
     activity_id = provenance.start_activity(archive, "photometry", {"frame": name, "nsigma": nsigma, "limit": limit})
     rows = []
     for m in measured:
@@ -102,10 +105,18 @@ def measure_frame(archive: Archive, frame: str, *, nsigma: float = 5.0, limit: i
     return PhotometryReport(product["id"], name, len(rows), fit is not None, solved)
 
 
-def _line_flux_per_count(fit: ZeroPointFit | None, filt: str | None, airmass: float) -> float | None:
+def _profile_of(instrument: str | None):
+    """The frame's profile (None for a stack or an unknown camera: filters are looked up alone)."""
+    try:
+        return profile_named(instrument) if instrument else None
+    except ProfileError:
+        return None
+
+
+def _line_flux_per_count(fit: ZeroPointFit | None, filt: str | None, airmass: float, profile) -> float | None:
     """For a narrow band (a top-hat of its tabulated centre and width): erg/s/cm2 per ADU/s."""
     try:
-        described = find_filter(filt) if filt else None
+        described = find_filter(filt, profile) if filt else None
     except KeyError:  # a filter the profile's table lacks: magnitudes, but no line flux
         described = None
     if fit is None or described is None or not described.fwhm_nm or described.fwhm_nm >= NARROW_NM:

@@ -21,6 +21,7 @@ __all__ = [
     "with_deviation",
     "subtract_overscan",
     "subtract_bias",
+    "subtract_dark",
     "flat_correct",
     "mask_saturated",
 ]
@@ -111,6 +112,23 @@ def subtract_bias(ccd: CCDData, master: CCDData) -> CCDData:
         (0 if a is None else a * a) + (0 if b is None else b * b), dtype=np.float32
     )
     return _new(ccd, data.astype(np.float32), sigma, _combine_masks(_mask(ccd), _mask(master)))
+
+
+def subtract_dark(ccd: CCDData, master: CCDData, *, exposure: float, dark_exposure: float) -> CCDData:
+    """Subtract a master dark scaled by exposure time (``exposure / dark_exposure``), as
+    ``ccdproc.subtract_dark(..., scale=True)``: uncertainties add in quadrature (the master's
+    scaled), masks join. With equal exposures the master is subtracted as it is."""
+    if ccd.shape != master.shape:
+        raise NotaError(f"frame {ccd.shape} and master dark {master.shape} differ in shape")
+    if dark_exposure <= 0:
+        raise NotaError(f"a master dark of {dark_exposure} s cannot be scaled")
+    factor = np.float32(exposure / dark_exposure)
+    dark = master.data.astype(np.float32) * factor
+    a, b = _sigma(ccd), _sigma(master)
+    sigma = None if a is None and b is None else np.sqrt(
+        (0 if a is None else a * a) + (0 if b is None else (b * factor) ** 2), dtype=np.float32
+    )
+    return _new(ccd, (ccd.data - dark).astype(np.float32), sigma, _combine_masks(_mask(ccd), _mask(master)))
 
 
 def flat_correct(ccd: CCDData, flat: CCDData, min_value: float | None = None) -> CCDData:

@@ -96,18 +96,22 @@ def median_combine(
     scale: Iterable[float] | None = None,
     clip_max: float | None = None,
     memory_bytes: int = 512 * 2**20,
+    dark: np.ndarray | None = None,
+    dark_scales: Iterable[float] | None = None,
 ) -> Combined:
     """Median (or mean) of a stack (N, rows, cols) over N, tile by tile within ``memory_bytes``.
 
     ``clip_max`` rejects values above it before anything is subtracted or scaled, as
     ccdproc clips before scaling; ``row_offsets`` (N, rows) is subtracted row by row from
     each frame (its overscan level), ``offset`` (rows, cols) from every frame (a master
-    bias), and ``scale`` multiplies frame i.
+    bias), ``dark`` (rows, cols) times ``dark_scales[i]`` from frame i (a master dark scaled
+    to each exposure), and ``scale`` multiplies frame i.
     """
     if method not in ("median", "mean"):
         raise ValueError(f"combine method must be median or mean, not {method!r}")
     n, rows, cols = stack.shape
     factors = None if scale is None else np.asarray(list(scale), dtype=np.float32).reshape(n, 1, 1)
+    darks = None if dark is None else np.asarray(list(dark_scales), dtype=np.float32).reshape(n, 1, 1)
     # A tile's float32 copy and its temporaries: about four copies of the tile.
     per_row = n * cols * 4 * 4
     tile = max(1, min(rows, memory_bytes // max(per_row, 1)))
@@ -126,6 +130,8 @@ def median_combine(
             block -= row_offsets[:, r0:r1, None].astype(np.float32)
         if offset is not None:
             block -= offset[r0:r1].astype(np.float32)
+        if darks is not None:
+            block -= dark[r0:r1].astype(np.float32) * darks
         if factors is not None:
             block *= factors
         if rejected is None:

@@ -13,7 +13,7 @@ from nota.passbands import Passband
 __all__ = ["extinction_curve", "extinction_from_curve"]
 
 
-def extinction_curve(name: str = "lapalma_extinction.dat") -> tuple[np.ndarray, np.ndarray]:
+def extinction_curve(name: str) -> tuple[np.ndarray, np.ndarray]:
     """A site's mean extinction curve shipped in ``nota/data``: wavelength (Å), mag/airmass."""
     return _read_curve(name)
 
@@ -25,11 +25,12 @@ def _read_curve(name: str) -> tuple[np.ndarray, np.ndarray]:
     return table[:, 0], table[:, 1]
 
 
-def extinction_from_curve(passband: Passband, name: str = "lapalma_extinction.dat") -> float:
+def extinction_from_curve(passband: Passband, name: str) -> float:
     """Mean extinction through a passband, weighted by photons (T(λ) λ), in mag/airmass.
 
     For a narrow band this is the curve at the band's centre; for a broad band it leans
-    towards where the band transmits most (King 1985's La Palma curve by default).
+    towards where the band transmits most. ``name`` is a curve shipped in ``nota/data``, such
+    as King (1985)'s La Palma curve, ``lapalma_extinction.dat``.
     """
     w_curve, k_curve = extinction_curve(name)
     w, t = passband.wavelength, passband.response

@@ -116,3 +116,34 @@ def test_overscan_is_ccdproc_subtract_overscan():
     theirs = ccdproc.subtract_overscan(CCDData(raw.astype(float), unit="adu"), fits_section="[3:12,1:60]",
                                        median=True, overscan_axis=1)
     f32_equal(ours.data, theirs.data)
+
+
+def test_master_dark_is_ccdproc_combiner_of_bias_subtracted_darks():
+    from nota.reduce.masters import make_master_dark
+
+    bias = median_combine(raw_frames(10, 355, 5)).data
+    darks = raw_frames(5, 355 + 40, 8, hits=2)  # 40 ADU of dark current over the bias
+    ours = make_master_dark(darks, bias)
+    combiner = ccdproc.Combiner([ccdproc.subtract_bias(CCDData(d.astype(np.float32), unit="adu"),
+                                                       CCDData(bias, unit="adu")) for d in darks])
+    theirs = combiner.median_combine()
+    f32_equal(ours.data, theirs.data)
+    f32_equal(ours.uncertainty.array, theirs.uncertainty.array, rtol=1e-5)
+
+
+@pytest.mark.parametrize("exposure, dark_exposure", [(300.0, 300.0), (120.0, 600.0)])
+def test_subtract_dark_is_ccdproc_subtract_dark(exposure, dark_exposure):
+    from nota.reduce.ccd import subtract_dark
+
+    frame = with_deviation(to_ccd(raw_frames(1, 2000, 40)[0]), gain=1.2, read_noise=2.5)
+    master = with_deviation(to_ccd(raw_frames(1, 80, 3)[0]), gain=1.2, read_noise=0.5)
+    master.mask = np.zeros(SHAPE, bool)
+    master.mask[3, 4] = True  # a hot pixel the master cannot correct
+    ours = subtract_dark(frame, master, exposure=exposure, dark_exposure=dark_exposure)
+    theirs = ccdproc.subtract_dark(CCDData(frame.data, unit="adu", uncertainty=frame.uncertainty),
+                                   CCDData(master.data, unit="adu", uncertainty=master.uncertainty, mask=master.mask),
+                                   dark_exposure=dark_exposure * u.s, data_exposure=exposure * u.s,
+                                   scale=True)
+    f32_equal(ours.data, theirs.data)
+    f32_equal(ours.uncertainty.array, theirs.uncertainty.array)
+    assert np.array_equal(ours.mask, theirs.mask)

@@ -75,7 +75,7 @@ def night(_reduced, small_night):
 
 
 def curve_k(band: str) -> float:
-    return extinction_from_curve(passband_for_filter(find_filter(band)))
+    return extinction_from_curve(passband_for_filter(find_filter(band)), "lapalma_extinction.dat")
 
 
 @pytest.mark.parametrize("band", FILTERS)
@@ -164,9 +164,9 @@ def test_residual_plot_is_a_png(night):
 
 
 def test_extinction_from_the_la_palma_curve():
-    w, k = extinction_curve()
+    w, k = extinction_curve("lapalma_extinction.dat")
     narrow = top_hat("x", 6584.0, 36.0)
-    assert extinction_from_curve(narrow) == pytest.approx(np.interp(6584.0, w, k), abs=1e-3)
+    assert extinction_from_curve(narrow, "lapalma_extinction.dat") == pytest.approx(np.interp(6584.0, w, k), abs=1e-3)
     # Blue bands see more extinction than red ones; R on La Palma is ~0.05-0.07.
     assert curve_k("B") > curve_k("V") > curve_k("R")
     assert 0.04 < curve_k("R") < 0.08

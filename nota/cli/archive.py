@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Literal, Optional
 
 import typer
 
@@ -24,19 +24,27 @@ def simulate(
     small: bool = typer.Option(False, "--small", help="A 4x4-binned readout: same night, small files."),
     mef: bool = typer.Option(False, "--mef", help="Multi-extension files, as ALFOSC wrote them."),
     jobs: Optional[int] = typer.Option(None, help="Worker processes (default: the cores)."),
+    camera: Literal["alfosc", "generic"] = typer.Option(
+        "alfosc", "--camera",
+        help="alfosc: NOT/ALFOSC in 2008; generic: a cooled CMOS camera at a small "
+             "observatory (N.I.N.A./MaxIm DL headers and folders, darks).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the nights written as JSON."),
 ) -> None:
-    """Write a simulated NOT/ALFOSC night (2008-04-12) with a truth file beside it.
+    """Write a simulated night with a truth directory beside it: NOT/ALFOSC (2008-04-12),
+    or with --camera generic a small observatory's cooled CMOS camera (2026-11-30).
 
     Example:
 
         nota simulate demo/ --nights 2 --small
+        nota simulate cmos/ --camera generic --small
     """
     from nota.simulate import simulate_run
 
     with progress_bar("simulating") as update:
         written = simulate_run(
-            outdir, nights=nights, seed=seed, small=small, mef=mef, jobs=jobs, on_frame=update
+            outdir, nights=nights, seed=seed, small=small, mef=mef, jobs=jobs, on_frame=update,
+            camera=camera,
         )
     rows = [
         {"name": n.name, "night": n.night, "directory": str(n.directory), "frames": n.n_frames,
@@ -57,6 +65,9 @@ def simulate(
 @_fails_cleanly
 def ingest(
     paths: List[Path] = typer.Argument(..., help="Directories (searched recursively) or files."),
+    profile: Optional[Path] = typer.Option(
+        None, "--profile", help="An instrument profile (TOML) that reads every frame of this run."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Index every header card of every FITS file into the archive.
@@ -65,15 +76,19 @@ def ingest(
     their content. Bad files are reported one line each and the rest go on; the exit
     status is 3 when any file was rejected.
 
+    Frames already indexed are read again from their stored cards when the profile that
+    reads them has changed ("renormalised" in the report).
+
     Example:
 
         nota ingest N1/
+        nota ingest night/ --profile ~/observatory/mycamera.toml
     """
     from nota.archive.query import frame_summary
     from nota.pipeline.ingest import ingest as run_ingest
 
     with writable() as archive, progress_bar("ingesting") as update:
-        report = run_ingest(archive, paths, on_file=update)
+        report = run_ingest(archive, paths, profile_file=profile, on_file=update)
     with readable() as archive:
         summary = frame_summary(archive, report.roots)
     if as_json:

@@ -165,6 +165,8 @@ def explain(
         typer.echo(f"  override: {answer['override']['action']} ({answer['override']['reason']})")
     for m in answer["member_of"]:
         typer.echo(f"  member of {m['group']}: {'included' if m['included'] else 'excluded'} ({m['reason']})")
+        if m["master_bias_rule"]:  # a flat group: the master bias its flats are corrected with
+            typer.echo(f"    its master_bias: {m['master_bias'] or 'NONE'} ({m['master_bias_rule']})")
     for c in answer["calibrations"]:
         typer.echo(f"  {c['purpose']}: {c['group'] or 'NONE'} ({c['rule']})")
         for other in c["not_chosen"]:

@@ -33,9 +33,11 @@ from nota.simulate.truth import (
 from nota.simulate.writer import write_npy
 from nota.standards import CALSPEC_FILES, synthetic_magnitudes
 
-__all__ = ["NightSummary", "simulate_run"]
+__all__ = ["CAMERAS", "NightSummary", "simulate_run"]
 
 log = logging.getLogger(__name__)
+
+CAMERAS = ("alfosc", "generic")
 
 
 @dataclass(frozen=True)
@@ -108,20 +110,26 @@ def _prepare_night(outdir: Path, seed: int, night: int, small: bool, mef: bool,
 def simulate_run(outdir: Path, *, nights: int = 1, seed: int = 1, small: bool = False,
                  mef: bool = False, only: Collection[int] | None = None,
                  jobs: int | None = None,
-                 on_frame: Callable[[int, int], None] | None = None) -> list[NightSummary]:
-    """Write ``nights`` simulated ALFOSC nights under ``outdir`` (N1/, N2/, ...) with truth.
+                 on_frame: Callable[[int, int], None] | None = None,
+                 camera: str = "alfosc") -> list[NightSummary]:
+    """Write ``nights`` simulated nights under ``outdir`` (N1/, N2/, ...) with truth.
 
-    Deterministic for a seed whatever ``jobs`` is. ``only`` limits every night to those
-    frame sequence numbers; ``on_frame(done, total)`` is called after each frame.
+    ``camera`` is "alfosc" (NOT/ALFOSC, 2008) or "generic" (a cooled CMOS camera at a
+    small observatory, see ``nota.simulate.generic``). Deterministic for a seed whatever
+    ``jobs`` is. ``only`` limits every ALFOSC night to those frame sequence numbers;
+    ``on_frame(done, total)`` is called after each frame.
 
     Example::
 
         simulate_run(Path("sim"), small=True, only={1, 2, 44})
+        simulate_run(Path("cmos"), small=True, camera="generic")
     """
     _check(nights, seed, jobs, only)
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise SimulationError(f"{outdir} exists and is not a directory")
+    if camera != "alfosc":
+        return _simulate_other(camera, outdir, nights, seed, small, mef, only, jobs, on_frame)
     std_mags = _standard_magnitudes()
     prepared = [_prepare_night(outdir, seed, n, small, mef, only, std_mags)
                 for n in range(1, nights + 1)]
@@ -172,6 +180,22 @@ def simulate_run(outdir: Path, *, nights: int = 1, seed: int = 1, small: bool = 
                                       len(night_jobs), truth_dir))
         log.info("night %s: %d frames in %s", cond.date, len(night_jobs), night_dir)
     return summaries
+
+
+def _simulate_other(camera: str, outdir: Path, nights: int, seed: int, small: bool, mef: bool,
+                    only: Collection[int] | None, jobs: int | None,
+                    on_frame: Callable[[int, int], None] | None) -> list[NightSummary]:
+    """A camera other than ALFOSC (imported here: its runner imports this module)."""
+    if camera not in CAMERAS:
+        raise SimulationError(f"camera must be one of {', '.join(CAMERAS)}, not {camera!r}")
+    if mef:
+        raise SimulationError(f"--mef is for the ALFOSC night; {camera} writes simple FITS")
+    if only is not None:
+        raise SimulationError(f"only= (frame numbers) is for the ALFOSC night, not {camera}")
+    from nota.simulate.generic import simulate_generic
+
+    return simulate_generic(outdir, nights=nights, seed=seed, small=small, jobs=jobs,
+                            on_frame=on_frame)
 
 
 def _write_shared(cond: NightConditions, jobs: list[FrameJob]) -> None:

@@ -41,9 +41,12 @@ def params_for(profile: Profile, options, facts: dict) -> Params | None:
     index = tuple(sorted((p.name, p.stat().st_size) for p in folder.glob("index-*.fits"))) if folder.is_dir() else ()
     if not index:
         return None
-    xbin = int((facts.get("binning") or "1x1").split("x")[0])
-    scale = float(profile.detector["pixel_scale"]) * xbin
-    return Params(str(folder.absolute()), index, scale, float(profile.detector.get("typical_seeing", 1.0)) / scale)
+    scale = facts.get("pixel_scale")  # arcsec per binned pixel, from the header's optics or the profile
+    if not scale and profile.detector.get("pixel_scale"):  # an archive read before scales were stored
+        scale = float(profile.detector["pixel_scale"]) * int((facts.get("binning") or "1x1").split("x")[0])
+    if not scale:
+        return None  # no scale to solve with: the frame is not solved
+    return Params(str(folder.absolute()), index, float(scale), float(profile.detector.get("typical_seeing", 1.0)) / float(scale))
 
 
 @functools.lru_cache(maxsize=2)

@@ -11,14 +11,15 @@ from astropy.nddata import CCDData
 
 from nota.archive import groups
 from nota.archive.frames import RawFrame, raw_frame, readout
-from nota.errors import NotaError
+from nota.errors import NotaError, ProfileError
 from nota.instruments import Profile
 from nota.reduce.ccd import subtract_overscan, to_ccd, trim
 from nota.reduce.rawdata import read_pixels
 from nota.sections import to_slices
 from nota.settings import build
 
-__all__ = ["Overscan", "overscan_for", "read_raw", "prepare", "product_path", "slug"]
+__all__ = ["Overscan", "overscan_for", "read_raw", "prepare", "product_path", "product_name", "slug", "fill_stack",
+           "trimmed_shape", "group_recipe"]
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,12 @@ class Overscan:
     model: str = "median"  # per-row median of BIASSEC; or mean
 
 
-def overscan_for(profile: Profile, wanted: bool, biassec: str) -> Overscan | None:
+def overscan_for(profile: Profile, wanted: bool, biassec: str | None) -> Overscan | None:
     """The profile's ``[reduce.overscan]`` for a frame's BIASSEC, when the user asked for it."""
     if not wanted:
         return None
+    if biassec is None:
+        raise ProfileError(f"profile {profile.key}.toml: no overscan (BIASSEC) on this camera: reduce without --overscan")
     return build(Overscan, profile.reduce.get("overscan", {}),
                  where=f"profile {profile.key}.toml [reduce.overscan]", biassec=biassec)
 
@@ -55,6 +58,23 @@ def prepare(raw: RawFrame, trimsec: str, overscan: Overscan | None) -> tuple[CCD
 def product_path(root: Path, night: str | None, step: str, name: str) -> str:
     """Where a product lives: ``ROOT/NIGHT/STEP/NAME``."""
     return str(root / (night or "unknown") / step / name)
+
+
+_FITS_ENDINGS = (".fits", ".fit", ".fts")
+
+
+def product_name(prefix: str, raw_name: str) -> str:
+    """A product's file name from its raw frame's whole name (``fzt_`` + ``ALFOSC.2017-01-01T00:00:00.000``
+    + ``.fits``): names with dots in them stay apart."""
+    stem = raw_name
+    for ending in (".gz", ".fz"):
+        if stem.lower().endswith(ending):
+            stem = stem[: -len(ending)]
+    for ending in _FITS_ENDINGS:
+        if stem.lower().endswith(ending):
+            stem = stem[: -len(ending)]
+            break
+    return f"{prefix}{stem}.fits"
 
 
 def slug(text: str) -> str:
@@ -93,7 +113,7 @@ def trimmed_shape(trimsec: str) -> tuple[int, int]:
     return rows.stop - rows.start, cols.stop - cols.start
 
 
-def group_recipe(context, group: dict, step: str, params_class):
+def group_recipe(context, group: dict, step: str, params_class, **fixed):
     """A master's raw members (included or not, and why), its first included member and its
     Params, from the profile's ``[reduce.STEP]`` and the members' readout."""
     archive = context.archive
@@ -103,5 +123,6 @@ def group_recipe(context, group: dict, step: str, params_class):
     first = next(i for i in inputs if i.included)
     sections = readout(archive, first.file_id, profile)
     params = build(params_class, profile.reduce.get(step, {}), where=f"profile {profile.key}.toml [reduce.{step}]",
-                   trimsec=sections.trimsec, overscan=overscan_for(profile, context.options.overscan, sections.biassec))
+                   trimsec=sections.trimsec, overscan=overscan_for(profile, context.options.overscan, sections.biassec),
+                   **fixed)
     return inputs, first, params

@@ -55,7 +55,7 @@ class Params:
     colour_index: str | None = None  # e.g. 'B-V'; None: no colour term
     colour_term: tuple[float, float] | None = None  # (c, error) given by the user: not fitted
     fit: FitOptions = FitOptions()
-    extinction_curve: str = "lapalma_extinction.dat"  # k when it cannot be fitted
+    extinction_curve: str | None = None  # the site's mean curve (nota/data): k when it cannot be fitted
     standards: tuple[StandardFrame, ...] = ()
 
 
@@ -148,7 +148,8 @@ def make(task: Task, inputs: dict, work) -> Result:
     observations = [o for _, o in measured]
     try:
         filt = find_filter(task.filter, load_profile(params.profile))
-        fallback_k = extinction_from_curve(passband_for_filter(filt), params.extinction_curve)
+        fallback_k = (extinction_from_curve(passband_for_filter(filt), params.extinction_curve)
+                      if params.extinction_curve else None)  # no curve: k must be fitted
     except KeyError as exc:  # a filter the table lacks
         raise CalibrationError(str(exc)) from None
     fit = fit_zero_point(observations, filter_name=task.filter, fallback_k=fallback_k,

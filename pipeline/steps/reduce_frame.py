@@ -27,10 +27,10 @@ from nota.pipeline.params import recipe_key
 from nota.pipeline.product_files import pictures, raw_header, read_master, stamp, write_product
 from nota.pipeline.settings import FRAME_STAGES
 from nota.pipeline.steps import astrometry, cosmics, photometric_calibration
-from nota.pipeline.steps.common import Overscan, overscan_for, prepare, product_path
+from nota.pipeline.steps.common import Overscan, overscan_for, prepare, product_name, product_path
 from nota.pipeline.tasks import ProductResult, Task
 from nota.reduce.airmass import mid_exposure_airmass
-from nota.reduce.ccd import flat_correct, mask_saturated, subtract_bias, with_deviation
+from nota.reduce.ccd import flat_correct, mask_saturated, subtract_bias, subtract_dark, with_deviation
 from nota.settings import build
 
 NAME = "reduced"
@@ -55,6 +55,7 @@ class Params:
     cosmics: cosmics.Params | None = None
     astrometry: astrometry.Params | None = None
     photometry: bool = False  # waits for its night's solution in its filter: PHOTZP
+    dark_exposure: float | None = None  # s of its master dark (scaled to exptime); None: no darks
 
 
 Result = ProductResult
@@ -79,7 +80,7 @@ class Frame:
         """The lecture's t_ and zt_ files, when asked for."""
         if self.params.keep_intermediate:
             write_product(CCDData(self.ccd.data, unit="adu", meta=stamp(self.header, self.task, self.history, masters)),
-                          str(Path(self.task.output).with_name(prefix + self.raw.name)))
+                          str(Path(self.task.output).with_name(product_name(prefix, self.raw.name))))
 
 
 # Planning -------------------------------------------------------------------------------
@@ -88,7 +89,7 @@ class Frame:
 def plan(context) -> list[Task]:
     """Every standard and science frame associated to its masters: standards first, so each
     science frame knows the key of its night's solution."""
-    masters = {t.group_id: t for step in ("master_bias", "master_flat") for t in context.planned(step)}
+    masters = {t.group_id: t for step in ("master_bias", "master_dark", "master_flat") for t in context.planned(step)}
     chosen = association.associations(context.archive)
     facts = frame_facts(context.archive, chosen)
     frames = [facts[i] for i in sorted(chosen) if i in facts]
@@ -99,7 +100,8 @@ def plan(context) -> list[Task]:
     return [by_file[f["file_id"]] for f in frames]
 
 
-def frame_params(context, profile: Profile, facts: dict, photometry: bool) -> Params:
+def frame_params(context, profile: Profile, facts: dict, photometry: bool,
+                 dark_exposure: float | None = None) -> Params:
     """The chain's settings for a frame, from its readout, the profile and the options."""
     options = context.options
     sections = readout(context.archive, facts["file_id"], profile)
@@ -110,16 +112,20 @@ def frame_params(context, profile: Profile, facts: dict, photometry: bool) -> Pa
         overscan=overscan_for(profile, options.overscan, sections.biassec),
         keep_intermediate=options.keep_intermediate,
         cosmics=cosmics.params_for(profile, options), astrometry=astrometry.params_for(profile, options, facts),
-        photometry=photometry,
+        photometry=photometry, dark_exposure=dark_exposure,
     )
 
 
 def _task(context, facts: dict, chosen: dict, masters: dict[int, Task], solutions: dict[tuple, str]) -> Task:
     profile = context.profile(facts["instrument"])
     solution = solutions.get((facts["night"], facts["filter"]))
-    params = frame_params(context, profile, facts, photometry=solution is not None)
+    dark = masters.get(chosen.get("master_dark", (None,))[0])
+    params = frame_params(context, profile, facts, photometry=solution is not None,
+                          dark_exposure=dark.params.exptime if dark is not None else None)
     needs, failure = {}, None
-    for purpose in ("master_bias", "master_flat"):
+    for purpose in ("master_bias", "master_dark", "master_flat"):
+        if purpose == "master_dark" and purpose not in chosen:
+            continue  # no darks with this readout
         group_id, rule = chosen.get(purpose, (None, "not associated"))
         if group_id is None or group_id not in masters:
             failure = f"{facts['filename']}: no {purpose.replace('_', ' ')} ({rule})"
@@ -132,7 +138,7 @@ def _task(context, facts: dict, chosen: dict, masters: dict[int, Task], solution
         needs["calibration"] = solution
     raw = raw_frame(context.archive, facts["file_id"])
     key = recipe_key(NAME, VERSION, params, [raw.content_hash], needs)
-    output = product_path(context.root, facts["night"], NAME, f"fzt_{facts['filename'].split('.')[0]}.fits")
+    output = product_path(context.root, facts["night"], NAME, product_name("fzt_", facts["filename"]))
     return Task(NAME, key, output, facts["night"], facts["filter"], params, (raw,),
                 header=record.header_of(context.archive, raw.file_id), file_id=facts["file_id"],
                 needs=needs, optional=frozenset({"calibration"}), failure=failure)
@@ -140,10 +146,13 @@ def _task(context, facts: dict, chosen: dict, masters: dict[int, Task], solution
 
 def mid_airmass(facts: dict, profile: Profile) -> float | None:
     """Mid-exposure airmass from the pointing and time; the header's (start) when unknown."""
+    # The frame's site, from its header or its profile when read (an archive made before the
+    # site was read per frame has only the profile's).
+    latitude = facts.get("site_latitude") if facts.get("site_latitude") is not None else profile.site.get("latitude")
+    longitude = facts.get("site_longitude") if facts.get("site_longitude") is not None else profile.site.get("longitude")
     try:
         return round(mid_exposure_airmass(float(facts["ra"]), float(facts["dec"]), facts["date_obs"],
-                                          float(facts["exptime"] or 0.0), float(profile.site["latitude"]),
-                                          float(profile.site["longitude"])), 5)
+                                          float(facts["exptime"] or 0.0), float(latitude), float(longitude)), 5)
     except (KeyError, TypeError, ValueError):
         return facts.get("airmass")
 
@@ -157,7 +166,7 @@ def make(task: Task, inputs: dict, work) -> Result:
     frame = Frame(task, task.params, inputs, raw, raw_header(*task.header))
     for module, function in FRAME_STAGES:
         getattr(importlib.import_module(module), function)(frame)
-    masters = {role: path for role, path in inputs.items() if role in ("master_bias", "master_flat")}
+    masters = {role: path for role, path in inputs.items() if role in ("master_bias", "master_dark", "master_flat")}
     frame.ccd.meta = stamp(frame.header, task, frame.history, masters)
     digest, size = write_product(frame.ccd, task.output, frame.planes)
     return Result(task.output, digest, size, pictures(frame.ccd.data, NAME, frame.ccd.mask),
@@ -173,6 +182,17 @@ def trim_and_overscan(frame: Frame) -> None:
 
 def subtract_master_bias(frame: Frame) -> None:
     frame.ccd = subtract_bias(frame.ccd, read_master(frame.inputs["master_bias"]))
+
+
+def subtract_master_dark(frame: Frame) -> None:
+    """The dark current and hot pixels: its exposure's master, or a longer one scaled."""
+    p = frame.params
+    if p.dark_exposure is None:
+        return
+    dark = read_master(frame.inputs["master_dark"])
+    frame.ccd = subtract_dark(frame.ccd, dark, exposure=float(p.exptime or 0.0), dark_exposure=p.dark_exposure)
+    scaled = "" if abs(p.dark_exposure - (p.exptime or 0.0)) < 1e-3 else f" scaled from {p.dark_exposure:g} s"
+    frame.history.append(f"nota: dark subtracted with {os.path.basename(frame.inputs['master_dark'])}{scaled}")
 
 
 def attach_noise(frame: Frame) -> None:
