@@ -44,3 +44,22 @@ def test_activities_span_the_work(night_db, tmp_path):
     for r in rows:
         # Made when the work started, closed when it ended: the product is registered between.
         assert r["status"] == "ok" and r["started_at"] <= r["created_at"] <= r["ended_at"]
+
+
+def test_every_night_and_filter_with_standards_gets_a_solution(night_db, tmp_path):
+    """A filter whose standards were observed but no science frame was: still calibrated."""
+    options = ReduceOptions(products_root=str(tmp_path / "products"), cosmics=False, stacks=False)
+    with open_archive(night_db) as archive:
+        archive.conn.execute("DELETE FROM associations WHERE file_id IN (SELECT file_id FROM frames"
+                             " WHERE kind = 'science' AND filter = '661_5')")
+        plan = plan_reduction(archive, options)
+        solutions = {t.filter for t in plan.tasks if t.step == "photometric_calibration"}
+        assert "661_5" in solutions
+        assert not [t for t in plan.tasks if t.step == "reduced" and t.filter == "661_5" and t.params.photometry]
+        # Make the masters, the 661_5 standards and the solutions only (the rest is not the point).
+        plan.tasks[:] = [t for t in plan.tasks if t.step in ("master_bias", "master_flat", "photometric_calibration")
+                         or (t.step == "reduced" and t.filter == "661_5")]
+        report = run_plan(archive, plan, options, jobs=2)
+        made = archive.dicts("SELECT filter, n_used FROM calibrations WHERE current = 1")
+    assert not [f for f in report.failed if "661_5" in f[0]], report.failed
+    assert {"661_5"} <= {m["filter"] for m in made} and all(m["n_used"] >= 3 for m in made if m["filter"] == "661_5")
