@@ -152,8 +152,14 @@ def make(task: Task, inputs: dict, work) -> Result:
                       if params.extinction_curve else None)  # no curve: k must be fitted
     except KeyError as exc:  # a filter the table lacks
         raise CalibrationError(str(exc)) from None
-    fit = fit_zero_point(observations, filter_name=task.filter, fallback_k=fallback_k,
-                         colour_index=params.colour_index, colour_term=params.colour_term, options=params.fit)
+    try:
+        fit = fit_zero_point(observations, filter_name=task.filter, fallback_k=fallback_k,
+                             colour_index=params.colour_index, colour_term=params.colour_term, options=params.fit)
+    except CalibrationError as exc:
+        if fallback_k is None and "fallback" in str(exc):
+            raise CalibrationError(f"{exc}: name the site's curve in the profile's [photometry]"
+                                   " extinction_curve") from None
+        raise
     subject = "Zero point, extinction and colour term" if fit.colour_fitted else "Zero point and extinction"
     title = f"{subject}, {task.filter}, night of {task.night} (AB)"
     return Result(fit, tuple(measured), tuple(notes), (title, plot_fit_png(fit, observations)))
