@@ -18,7 +18,7 @@ __all__ = ["run_query", "list_frames", "frame_summary", "FRAME_COLUMNS"]
 
 FRAME_COLUMNS = (
     "filename", "night", "kind", "filter", "exptime", "date_obs", "airmass",
-    "naxis1", "naxis2", "binning", "object",
+    "naxis1", "naxis2", "binning", "object", "kind_rule",
 )
 
 
@@ -65,8 +65,10 @@ def frame_summary(archive: Archive, under: list[str] | None = None) -> list[dict
             params[f"r{i}"] = root
             params[f"p{i}"] = root.rstrip("/") + "/"
         where = "WHERE " + " OR ".join(clauses)
+    # Frames kept out of imaging reduction say why (the rule that decided their kind).
     return archive.dicts(
-        "SELECT night, kind, coalesce(filter, '') AS filter, count(*) AS frames FROM frames "
-        f"{where} GROUP BY night, kind, filter ORDER BY night, kind, filter",
+        "SELECT night, kind, coalesce(filter, '') AS filter, count(*) AS frames,"
+        " CASE WHEN kind IN ('spectrum', 'arc', 'ignored', 'unknown') THEN kind_rule ELSE '' END AS why"
+        f" FROM frames {where} GROUP BY night, kind, filter, why ORDER BY night, kind, filter",
         params,
     )

@@ -122,7 +122,7 @@ def _sub_app(name: str, help: str, example: str) -> typer.Typer:
 
 
 # The command groups register themselves on ``app``.
-from nota.cli import archive as _archive, groups as _groups, reduce as _reduce  # noqa: E402,F401
+from nota.cli import archive as _archive, groups as _groups, profile as _profile, reduce as _reduce  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     app()

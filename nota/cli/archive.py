@@ -109,8 +109,8 @@ def ingest(
         typer.echo(f"{report.files_seen} files ({outcome or 'none'})")
         if summary:
             print_table(
-                ["night", "kind", "filter", "frames"],
-                [(r["night"], r["kind"], r["filter"], r["frames"]) for r in summary],
+                ["night", "kind", "filter", "frames", "kept out of imaging because"],
+                [(r["night"], r["kind"], r["filter"], r["frames"], r["why"]) for r in summary],
                 title="Frames by night, kind and filter",
             )
         if report.rejected:
