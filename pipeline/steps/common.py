@@ -18,7 +18,7 @@ from nota.reduce.rawdata import read_pixels
 from nota.sections import to_slices
 from nota.settings import build
 
-__all__ = ["Overscan", "overscan_for", "read_raw", "prepare", "product_path", "product_name", "slug", "fill_stack",
+__all__ = ["Overscan", "CombineParams", "overscan_for", "read_raw", "prepare", "product_path", "product_name", "slug", "fill_stack",
            "trimmed_shape", "group_recipe"]
 
 
@@ -28,6 +28,17 @@ class Overscan:
 
     biassec: str
     model: str = "median"  # per-row median of BIASSEC; or mean
+
+
+@dataclass(frozen=True)
+class CombineParams:
+    """A master combined from raw frames as the biases are: the useful section, the overscan
+    (or none), the clip and the combination."""
+
+    trimsec: str
+    overscan: Overscan | None = None
+    combine: str = "median"  # median | mean (of what survives the clip)
+    clip_max: float | None = None  # ADU, raw: values above are cosmic-ray hits, rejected first
 
 
 def overscan_for(profile: Profile, wanted: bool, biassec: str | None) -> Overscan | None:

@@ -15,7 +15,7 @@ from nota.archive import groups
 from nota.pipeline import record
 from nota.pipeline.params import recipe_key
 from nota.pipeline.product_files import pictures, raw_header, stamp, write_product
-from nota.pipeline.steps.common import Overscan, fill_stack, group_recipe, product_path, trimmed_shape
+from nota.pipeline.steps.common import CombineParams, fill_stack, group_recipe, product_path, trimmed_shape
 from nota.pipeline.tasks import ProductResult, Task
 from nota.reduce.combine import FrameStack
 from nota.reduce.masters import make_master_bias
@@ -29,13 +29,8 @@ __all__ = ["NAME", "VERSION", "Params", "Result", "plan", "make", "current", "re
 
 
 @dataclass(frozen=True)
-class Params:
+class Params(CombineParams):
     """The recipe: the useful section, the overscan (or none), the clip and the combination."""
-
-    trimsec: str
-    overscan: Overscan | None = None
-    combine: str = "median"  # median | mean (of what survives the clip)
-    clip_max: float | None = None  # ADU: values above are cosmic-ray hits, rejected first
 
 
 Result = ProductResult

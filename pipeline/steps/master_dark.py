@@ -17,7 +17,7 @@ from nota.archive import association, groups
 from nota.pipeline import record
 from nota.pipeline.params import recipe_key
 from nota.pipeline.product_files import pictures, raw_header, read_master, stamp, write_product
-from nota.pipeline.steps.common import Overscan, fill_stack, group_recipe, product_path, trimmed_shape
+from nota.pipeline.steps.common import CombineParams, fill_stack, group_recipe, product_path, trimmed_shape
 from nota.pipeline.tasks import ProductResult, Task
 from nota.reduce.combine import FrameStack
 from nota.reduce.masters import make_master_dark
@@ -31,14 +31,10 @@ __all__ = ["NAME", "VERSION", "Params", "Result", "plan", "make", "current", "re
 
 
 @dataclass(frozen=True)
-class Params:
-    """The recipe: the useful section, the overscan (or none), the clip and the combination."""
+class Params(CombineParams):
+    """The recipe (the biases'), and the exposure frames scale the master by."""
 
-    trimsec: str
-    overscan: Overscan | None = None
-    combine: str = "median"  # median | mean (of what survives the clip)
-    clip_max: float | None = None  # ADU, raw: values above are cosmic-ray hits, rejected first
-    exptime: float = 0.0  # s: what frames scale it by (set from the group)
+    exptime: float = 0.0  # s (set from the group)
 
 
 Result = ProductResult
