@@ -11,6 +11,7 @@ runs both and draws the groups' plots.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -337,3 +338,34 @@ def group_members(archive: Archive, group_id: int) -> list[dict[str, Any]]:
     return archive.dicts("SELECT file_id, included, reason FROM group_members WHERE group_id = ? ORDER BY file_id",
                          (group_id,))
 
+
+
+# Whether the groups are up to date -----------------------------------------------------------
+
+_GROUPING_INPUTS = (
+    "SELECT file_id, content_hash, instrument, kind, night, filter, binning, naxis1, naxis2, exptime, ccd_temp"
+    " FROM frames ORDER BY file_id",
+    "SELECT file_id, flag, excludes FROM flags ORDER BY file_id, flag",
+    "SELECT file_id, action, reason FROM overrides ORDER BY file_id",
+    "SELECT group_key, file_id FROM group_pins ORDER BY group_key, file_id",
+    "SELECT name, condition FROM selections ORDER BY name",
+)
+
+
+def grouping_inputs(archive: Archive) -> str:
+    """A digest of everything groups and associations are built from: the frames, their
+    flags, the user's overrides and pins, the selections and the profiles' texts."""
+    digest = hashlib.sha256()
+    for sql in _GROUPING_INPUTS:
+        for row in archive.run(sql)[1]:
+            digest.update(repr(row).encode())
+    for profile in profiles():
+        digest.update(profile.digest.encode())
+    return digest.hexdigest()[:24]
+
+
+def last_grouping_inputs(archive: Archive) -> str | None:
+    """What the last successful grouping was built from (its digest), if any."""
+    row = archive.one("SELECT parameters_json FROM activities WHERE step = 'groups' AND status = 'ok'"
+                      " ORDER BY activity_id DESC LIMIT 1")
+    return json.loads(row["parameters_json"] or "{}").get("inputs") if row else None

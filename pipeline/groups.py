@@ -17,7 +17,7 @@ import numpy as np
 from nota.archive import provenance
 from nota.archive.association import associate
 from nota.archive.database import Archive
-from nota.archive.groups import flat_pattern_members, rebuild_groups
+from nota.archive.groups import grouping_inputs, flat_pattern_members, rebuild_groups
 from nota.archive.plots import delete_plots, write_plot
 from nota.archive.selections import sync_shipped_selections
 
@@ -40,7 +40,7 @@ class GroupReport:
 def build_groups(archive: Archive) -> GroupReport:
     """Rebuild every calibration group and association from selections, flags and overrides."""
     sync_shipped_selections(archive)
-    activity_id = provenance.start_activity(archive, "groups", {})
+    activity_id = provenance.start_activity(archive, "groups", {"inputs": grouping_inputs(archive)})
     report = GroupReport(activity_id)
     try:
         with archive.transaction():

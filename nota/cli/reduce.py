@@ -60,7 +60,9 @@ def reduce(
 ) -> None:
     """Make master biases, master flats, flat-fielded frames and stacks: only what is missing or stale.
 
-    Run `nota qc` and `nota groups` first. Each reduced frame is cleaned of cosmic rays
+    Frames not measured yet are measured first (`nota qc`) and the calibration groups rebuilt
+    when frames, flags, overrides or selections changed (`nota groups`), so `nota ingest N1/ &&
+    nota reduce` is the whole path. Each reduced frame is cleaned of cosmic rays
     (L.A.Cosmic), solved (when astrometry.net index files are at hand) and, after the
     night's standards have given its photometric calibration, stamped with PHOTZP; series
     of three or more exposures are aligned and stacked. A product is stale when an input's
@@ -89,8 +91,14 @@ def reduce(
 
 def _reduce(archive, options, dry_run: bool, jobs: int | None, scheduler: str | None, as_json: bool) -> None:
     from nota.pipeline.plan import plan_reduction
+    from nota.pipeline.refresh import bring_up_to_date
     from nota.pipeline.run import run_plan
 
+    if not dry_run:  # frames ingested since `nota qc`, groups whose inputs changed: first
+        with progress_bar("measuring") as update:
+            refreshed = bring_up_to_date(archive, jobs=jobs, on_frame=update)
+        for line in refreshed.messages:
+            typer.echo(line, err=True)
     plan = plan_reduction(archive, options)
     if dry_run:
         rows = [{"kind": t.step, "output": t.output, "key": t.key, "inputs": len(t.inputs),
