@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, NamedTuple
 
 from nota.archive.database import Archive
+from nota.archive.frames import header_cards
 from nota.archive.provenance import utc_now
 
 log = logging.getLogger(__name__)
@@ -287,14 +288,11 @@ def frames_read_by(archive: Archive, file_ids: list[int]) -> dict[int, tuple[str
 def merged_header(archive: Archive, file_id: int) -> dict[str, Any]:
     """Keyword -> value as the frame sees it (its image HDU's cards over the primary's; the
     first card of a keyword), from the stored cards: what the profile reads."""
+    primary, image = header_cards(archive, file_id)
     values: dict[str, Any] = {}
-    rows = archive.run(
-        "SELECT h.hdu, h.keyword, h.value, h.raw FROM headers h JOIN files f USING (file_id)"
-        " WHERE h.file_id = ? AND h.hdu IN (0, f.data_hdu) ORDER BY h.hdu DESC, h.position", (file_id,))[1]
-    for _, keyword, value, raw in rows:
-        if keyword in ("COMMENT", "HISTORY", "") or keyword in values:
-            continue
-        values[keyword] = (raw == "T") if raw in ("T", "F") and value in (0, 1) else value
+    for keyword, value, _ in (*image, *primary):
+        if keyword not in ("COMMENT", "HISTORY", "") and keyword not in values:
+            values[keyword] = value
     return values
 
 

@@ -19,8 +19,7 @@ from nota.archive import qc as qc_rows
 from nota.archive.database import Archive
 from nota.archive.frames import raw_frames, readouts
 from nota.archive.plots import delete_plots, write_plot
-from nota.errors import ProfileError
-from nota.instruments import Profile, profile_named
+from nota.instruments import profile_if_any
 from nota.parallel import map_in_processes
 from nota.pipeline.steps import measure
 from nota.reduce.preview import IMPORTS as PREVIEW_IMPORTS
@@ -41,18 +40,11 @@ class QcReport:
     flags: Counter = field(default_factory=Counter)
 
 
-def _profile(instrument: str | None) -> Profile | None:
-    try:
-        return profile_named(instrument) if instrument else None
-    except ProfileError:  # a camera nota has no profile for: measured whole, nota's defaults
-        return None
-
-
 def _jobs(archive: Archive) -> list[measure.Job]:
     """A job for every frame to measure, in path order."""
     todo = qc_rows.frames_to_measure(archive)
     ids = [t["file_id"] for t in todo]
-    profiles = {t["file_id"]: _profile(t["instrument"]) for t in todo}
+    profiles = {t["file_id"]: profile_if_any(t["instrument"]) for t in todo}  # None: measured whole, nota's defaults
     frames = raw_frames(archive, ids)
     sections = readouts(archive, ids, profiles.get)
     jobs = []

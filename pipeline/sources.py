@@ -27,8 +27,7 @@ from nota.pipeline.product_files import read_product
 from nota.reduce.aperture import measure_stars
 from nota.reduce.astrometry import extract_sources
 from nota.reduce.zeropoint import ZeroPointFit
-from nota.errors import ProfileError
-from nota.instruments import profile_named
+from nota.instruments import profile_if_any
 from nota.standards import find_filter
 
 __all__ = ["PhotometryReport", "measure_frame", "line_flux_per_count"]
@@ -78,7 +77,7 @@ def measure_frame(archive: Archive, frame: str, *, nsigma: float = 5.0, limit: i
     found = extract_sources(ccd.data, fwhm_guess, mask=ccd.mask, nsigma=nsigma, limit=limit)
     measured = measure_stars(ccd, list(zip(found.x, found.y)))
     x_airmass = float(product["airmass"] or facts.get("airmass") or ccd.header.get("AIRMASS") or 1.0)
-    profile = _profile_of(facts.get("instrument"))
+    profile = profile_if_any(facts.get("instrument"))  # None for a stack: the filter is looked up alone
     per_count = _line_flux_per_count(fit, product["filter"], x_airmass, profile)
     activity_id = provenance.start_activity(archive, "photometry", {"frame": name, "nsigma": nsigma, "limit": limit})
     rows = []
@@ -103,14 +102,6 @@ def measure_frame(archive: Archive, frame: str, *, nsigma: float = 5.0, limit: i
                                content_hash=product["content_hash"])
         provenance.finish_activity(archive, activity_id, "ok", json.dumps({"sources": len(rows)}))
     return PhotometryReport(product["id"], name, len(rows), fit is not None, solved)
-
-
-def _profile_of(instrument: str | None):
-    """The frame's profile (None for a stack or an unknown camera: filters are looked up alone)."""
-    try:
-        return profile_named(instrument) if instrument else None
-    except ProfileError:
-        return None
 
 
 def _line_flux_per_count(fit: ZeroPointFit | None, filt: str | None, airmass: float, profile) -> float | None:

@@ -26,6 +26,7 @@ from nota.instruments.search import (
     load_profiles,
     profile_dirs,
     profile_for_header,
+    profile_if_any,
     profile_named,
     profile_paths,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "load_profiles",
     "profile_dirs",
     "profile_for_header",
+    "profile_if_any",
     "profile_named",
     "profile_paths",
     "read_filter_table",

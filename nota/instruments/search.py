@@ -165,6 +165,14 @@ def profile_named(name: str) -> Profile:
     return _named(name, _state())
 
 
+def profile_if_any(name: str | None) -> Profile | None:
+    """``profile_named``, or None for a camera nota has no profile for (or no name)."""
+    try:
+        return profile_named(name) if name else None
+    except ProfileError:
+        return None
+
+
 def profile_for_header(header: Mapping[str, Any], profiles: Iterable[Profile] | None = None) -> Profile | None:
     """The profile a header belongs to: the first (of the search, or of ``profiles``) whose
     ``match`` it meets; else the first profile without ``match`` (a fallback: the shipped
