@@ -21,16 +21,15 @@ tools:
 	@command -v solve-field >/dev/null || { echo "installing astrometry.net (apt-get) ..."; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq astrometry.net >/dev/null; }
 
-# Simulate the built-in night (NOT/ALFOSC, 2008-04-12), index, check, group, reduce and calibrate it.
+# Simulate the built-in night (NOT/ALFOSC, 2008-04-12); the newcomer's path, `nota ingest N1/ &&
+# nota reduce`, measures, groups, reduces, solves and calibrates it; then look at what was made.
 demo: venv tools
 	rm -rf $(DEMO)
 	$(BIN)/nota simulate $(DEMO)
-	$(BIN)/nota --db $(NOTA_DB) ingest $(DEMO)/N1
-	$(BIN)/nota --db $(NOTA_DB) qc
-	$(BIN)/nota --db $(NOTA_DB) groups
-	$(BIN)/nota --db $(NOTA_DB) explain ALrd120103.fits
 	$(BIN)/nota --db $(NOTA_DB) astrometry build-index $(DEMO)/N1/truth/catalogue_*.csv
+	$(BIN)/nota --db $(NOTA_DB) ingest $(DEMO)/N1
 	$(BIN)/nota --db $(NOTA_DB) reduce
+	$(BIN)/nota --db $(NOTA_DB) explain ALrd120103.fits
 	$(BIN)/nota --db $(NOTA_DB) products
 	$(BIN)/nota --db $(NOTA_DB) calibration
 	$(BIN)/nota --db $(NOTA_DB) photometry ALrd120103.fits

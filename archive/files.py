@@ -16,7 +16,7 @@ import os
 import sqlite3
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, NamedTuple
 
 from nota.archive.database import Archive
@@ -26,7 +26,7 @@ from nota.archive.provenance import utc_now
 log = logging.getLogger(__name__)
 
 __all__ = ["IndexedFile", "KnownFile", "Seen", "Written", "PID_BITS", "known_files", "card_table",
-           "write_batch", "mark_missing"]
+           "write_batch", "mark_missing", "present_contents"]
 
 PID_BITS = 22  # a card's id is its reader's number for it shifted past the reader's process id
 # (Linux process ids are below 2**22, PID_MAX_LIMIT), so readers never collide.
@@ -76,6 +76,13 @@ class Written:
 
     outcomes: Counter = field(default_factory=Counter)
     problems: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def present_contents(archive: Archive) -> dict[str, str]:
+    """The path of each content indexed (by hash), for telling a copy from a new frame."""
+    return dict(archive.conn.execute(
+        "SELECT content_hash, min(path) FROM files WHERE status = 'ok' AND content_hash IS NOT NULL"
+        " GROUP BY content_hash"))
 
 
 def known_files(archive: Archive) -> dict[str, KnownFile]:
@@ -139,13 +146,18 @@ _FILE_COLUMNS = (
 
 
 def write_batch(
-    archive: Archive, activity_id: int, batch: list[Seen], gone_by_hash: dict[str, list[tuple[int, str]]]
+    archive: Archive, activity_id: int, batch: list[Seen], gone_by_hash: dict[str, list[tuple[int, str]]],
+    present_by_hash: dict[str, str] | None = None,
 ) -> Written:
     """Write a batch of files in one transaction, one statement per table.
 
     ``gone_by_hash`` holds the files no longer where they were, by content: a file read
     with one of those contents is that file renamed (and leaves the list).
+    ``present_by_hash`` holds the path of each content indexed and still on disk: a new
+    file with the same bytes is a copy, recorded but rejected, so a frame never counts
+    twice in a master or gets two products (it grows with the batch's new files).
     """
+    present_by_hash = {} if present_by_hash is None else present_by_hash
     written = Written()
     if not batch:
         return written
@@ -160,6 +172,11 @@ def write_batch(
         # Readers send each card once: keep its definition whatever becomes of this file.
         rows.new_cards.extend(ix.new_cards)
         file_id, role, note = _identify(ix, previous, gone_by_hash)
+        original = present_by_hash.get(ix.digest) if ix.digest and not ix.error else None
+        if role in ("new", "changed") and original not in (None, ix.path) and os.path.exists(original):
+            ix = replace(ix, error=f"the same bytes as {original}: a copy, indexed once")
+        elif ix.digest and not ix.error:
+            present_by_hash.setdefault(ix.digest, ix.path)
         file_row = (
             ix.path, os.path.basename(ix.path), os.path.dirname(ix.path), ix.size, ix.mtime_ns,
             ix.digest, ix.layout, ix.n_hdus, ix.data_hdu, "rejected" if ix.error else "ok",
@@ -197,8 +214,10 @@ def _identify(ix: IndexedFile, previous: KnownFile | None,
               gone_by_hash: dict[str, list[tuple[int, str]]]) -> tuple[int | None, str, str | None]:
     """(file_id or None for a new file, role, note) for a file that was read."""
     if previous is not None:
-        if previous.content_hash == ix.digest:
+        if previous.content_hash == ix.digest and previous.status == "ok":
             return previous.file_id, "unchanged", None  # touched, same bytes
+        if previous.content_hash == ix.digest:  # rejected before (a copy whose original went): index it now
+            return previous.file_id, "changed", "indexed again"
         return previous.file_id, "changed", f"content was {previous.content_hash}"
     if ix.digest and gone_by_hash.get(ix.digest):
         file_id, old_path = gone_by_hash[ix.digest].pop(0)

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Iterator
 from nota.archive import provenance
 from nota.archive.database import Archive
 from nota.archive.files import PID_BITS, IndexedFile, KnownFile, Seen, Written, card_table, known_files
-from nota.archive.files import mark_missing, write_batch
+from nota.archive.files import mark_missing, present_contents, write_batch
 from nota.errors import FitsError, NotaError
 from nota.fitsheader import Card, Hdu, Truncated, read_file_hdus
 from nota.hashing import content_hash
@@ -309,7 +309,7 @@ def _ingest(archive: Archive, paths: Iterable[str | Path], *, hash_content: bool
     parsed = _read_all(tasks, jobs)
     try:
         with card_table(archive):
-            _write_all(archive, activity_id, plan, parsed, gone_by_hash, report, on_file)
+            _write_all(archive, activity_id, plan, parsed, gone_by_hash, present_contents(archive), report, on_file)
             unchanged = [known.file_id for _, st, known in plan if st is None and known is not None]
             renormalised = renormalise(archive, unchanged, forced)
             if renormalised:
@@ -362,7 +362,8 @@ def _plan(files: list[Path], known: dict[str, KnownFile], report: IngestReport) 
 
 
 def _write_all(archive: Archive, activity_id: int, plan: _Plan, parsed: Iterator[IndexedFile],
-               gone_by_hash: dict[str, list[tuple[int, str]]], report: IngestReport,
+               gone_by_hash: dict[str, list[tuple[int, str]]], present_by_hash: dict[str, str],
+               report: IngestReport,
                on_file: Callable[[int, int, str], None] | None) -> None:
     """Hand the files to the archive in growing batches, as the readers deliver them."""
     batch: list[Seen] = []
@@ -370,11 +371,11 @@ def _write_all(archive: Archive, activity_id: int, plan: _Plan, parsed: Iterator
     for n, (path, st, previous) in enumerate(plan, 1):
         batch.append(Seen(path, next(parsed) if st else None, previous))
         if len(batch) >= batch_size:
-            report.add(write_batch(archive, activity_id, batch, gone_by_hash))
+            report.add(write_batch(archive, activity_id, batch, gone_by_hash, present_by_hash))
             batch, batch_size = [], min(2 * batch_size, BATCH)
         if on_file:
             on_file(n, len(plan), path)
-    report.add(write_batch(archive, activity_id, batch, gone_by_hash))
+    report.add(write_batch(archive, activity_id, batch, gone_by_hash, present_by_hash))
 
 
 def _under(path: str, root: str) -> bool:

@@ -122,10 +122,15 @@ def _guard_paths(tasks: dict[str, list[Task]], current: dict[str, dict]) -> None
     owners = {row["path"]: row for row in current.values()}
     every = [t for planned in tasks.values() for t in planned if t.output.endswith(".fits")]
     shared = {path for path, n in Counter(t.output for t in every).items() if n > 1}
+    first_of_key: dict[str, Task] = {}
     for step, planned in tasks.items():
         for i, task in enumerate(planned):
             owner = owners.get(task.output)
-            if task.output in shared:
+            twin = first_of_key.setdefault(task.key, task)
+            if twin is not task:  # the same recipe on the same bytes: one product is enough
+                why = (f"{os.path.basename(task.output)}: the same inputs and recipe as"
+                       f" {os.path.basename(twin.output)} (a copy of one raw frame?): made once")
+            elif task.output in shared:
                 why = f"{os.path.basename(task.output)}: another product of this plan has the same path"
             elif owner is not None and (owner["kind"], owner["file_id"], owner["group_id"]) != (
                     task.step, task.file_id, task.group_id):

@@ -18,7 +18,7 @@ from nota.archive.selections import sync_shipped_selections
 from nota.pipeline.groups import GroupReport, build_groups
 from nota.pipeline.qc import QcReport, run_qc
 
-__all__ = ["Refreshed", "bring_up_to_date"]
+__all__ = ["Refreshed", "bring_up_to_date", "what_is_out_of_date"]
 
 
 @dataclass
@@ -43,3 +43,14 @@ def bring_up_to_date(archive: Archive, *, jobs: int | None = None,
         done.groups = build_groups(archive)
         done.messages.append(f"groups: {done.groups.groups} rebuilt, {done.groups.associated} frame(s) associated")
     return done
+
+
+def what_is_out_of_date(archive: Archive) -> list[str]:
+    """What ``bring_up_to_date`` would do first, said without doing it (for ``--dry-run``)."""
+    said = []
+    waiting = len(frames_to_measure(archive))
+    if waiting:
+        said.append(f"{waiting} frame(s) not measured yet (`nota qc`)")
+    if grouping_inputs(archive) != last_grouping_inputs(archive):
+        said.append("the calibration groups are out of date (`nota groups`)")
+    return said

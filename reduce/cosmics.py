@@ -92,16 +92,28 @@ def _templates(beta: float) -> np.ndarray:
 
 
 def _profile_chi2(box: np.ndarray, var: np.ndarray, beta: float) -> np.ndarray:
-    """Best chi-square per FWHM of amplitude x profile + constant over a 5x5 box."""
+    """Best chi-square per FWHM of amplitude x profile + constant over a 5x5 box; pixels of
+    infinite variance weigh nothing, and a box with too few left fits nothing (inf)."""
     t = _templates(beta)
     w, b = 1.0 / var.ravel(), box.ravel()
     stt, st, s1 = (t * t * w).sum(-1), (t * w).sum(-1), w.sum()
     stb, sb = (t * w * b).sum(-1), (w * b).sum()
     det = stt * s1 - st * st
-    amp = (stb * s1 - st * sb) / det
-    level = (stt * sb - st * stb) / det
-    chi2 = (((b - (amp[..., None] * t + level[..., None])) ** 2) * w).sum(-1)
-    return np.where(amp > 0, chi2, np.inf).min(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        amp = (stb * s1 - st * sb) / det
+        level = (stt * sb - st * stb) / det
+        chi2 = (((b - (amp[..., None] * t + level[..., None])) ** 2) * w).sum(-1)
+    return np.where((amp > 0) & np.isfinite(chi2), chi2, np.inf).min(-1)
+
+
+def _finite(data: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Non-finite pixels (a dead column divided through a flat, say) as the median with
+    infinite variance: they then weigh nothing and compare as nothing, without warnings."""
+    bad = ~(np.isfinite(data) & np.isfinite(var))
+    if not bad.any():
+        return data, var
+    fill = np.median(data[~bad]) if not bad.all() else 0.0
+    return np.where(bad, fill, data), np.where(bad, np.inf, var)
 
 
 def _box(data: np.ndarray, var: np.ndarray, y: int, x: int, floor: float):
@@ -123,10 +135,9 @@ def estimate_fwhm(ccd: CCDData, *, gain: float = 1.0, read_noise: float = 0.0,
     Cosmic rays fit badly at such signal-to-noise or fit narrower than 0.7 px, so they
     drop out without knowing where the stars are. None when no peak qualifies.
     """
-    data = np.asarray(ccd.data, dtype=np.float64)
-    var = _variance(ccd, gain, read_noise)
-    bad = np.zeros(data.shape, bool) if ccd.mask is None else ndimage.binary_dilation(
-        np.asarray(ccd.mask, bool), iterations=3)
+    data, var = _finite(np.asarray(ccd.data, dtype=np.float64), _variance(ccd, gain, read_noise))
+    unusable = np.isinf(var) if ccd.mask is None else np.isinf(var) | np.asarray(ccd.mask, bool)
+    bad = ndimage.binary_dilation(unusable, iterations=3) if unusable.any() else unusable
     peaks = (data == ndimage.maximum_filter(data, size=5)) & ~bad
     peaks &= (data - np.median(data)) > snr * np.sqrt(var)
     e = _HALF + 1
@@ -152,8 +163,8 @@ def star_like_groups(data: np.ndarray, var: np.ndarray, flagged: np.ndarray, fwh
     labels, n = ndimage.label(np.pad(flagged, p), structure=np.ones((3, 3), bool))
     if n == 0:
         return np.zeros(flagged.shape, bool)
-    d = np.pad(np.asarray(data, np.float64), p, mode="reflect")
-    v = np.pad(np.asarray(var, np.float64), p, mode="reflect")
+    d, v = _finite(np.asarray(data, np.float64), np.asarray(var, np.float64))
+    d, v = np.pad(d, p, mode="reflect"), np.pad(v, p, mode="reflect")
     if fwhm is None:  # no seeing measured: anything from 0.9 px up counts as a star
         seeing = _FWHM_GRID >= 0.9
     else:
@@ -166,7 +177,8 @@ def star_like_groups(data: np.ndarray, var: np.ndarray, flagged: np.ndarray, fwh
         iy, ix = np.unravel_index(np.argmax(inside), inside.shape)
         box, bv = _box(d, v, sl[0].start + iy, sl[1].start + ix, params.model_floor)
         chi2 = _profile_chi2(box, bv, params.psf_beta)
-        star[i] = chi2[seeing].min() - chi2[sharper].min() < params.star_margin
+        with np.errstate(invalid="ignore"):  # inf - inf: nothing fits, so no star
+            star[i] = chi2[seeing].min() - chi2[sharper].min() < params.star_margin
     return star[labels][p:-p, p:-p]
 
 
@@ -217,7 +229,7 @@ def remove_cosmics(ccd: CCDData, *, gain: float, read_noise: float, saturation: 
     data = np.asarray(ccd.data, dtype=np.float32)
     var = _variance(ccd, gain, read_noise).astype(np.float32)
     old = np.zeros(data.shape, bool) if ccd.mask is None else np.asarray(ccd.mask, bool)
-    bad = old | ~np.isfinite(data)
+    bad = old | ~np.isfinite(data) | ~np.isfinite(var)
     pad = params.pad
 
     def padded(a: np.ndarray) -> np.ndarray:
@@ -251,5 +263,5 @@ def remove_cosmics(ccd: CCDData, *, gain: float, read_noise: float, saturation: 
     )
     sigma = None if ccd.uncertainty is None else StdDevUncertainty(
         np.array(ccd.uncertainty.array, dtype=np.float32), copy=False)
-    return CCDData(out, unit=ccd.unit, uncertainty=sigma, mask=old | hits, meta=meta,
+    return CCDData(out, unit=ccd.unit, uncertainty=sigma, mask=old | hits | ~np.isfinite(data), meta=meta,
                    wcs=ccd.wcs, copy=False), n

@@ -234,3 +234,28 @@ def test_pipeline_changes_only_what_it_counts(pipeline):
         assert np.array_equal(ccd.data[~crmask], before.data[~crmask])
         assert np.array_equal(ccd.mask, before.mask | crmask)
         assert "L.A.Cosmic" in str(ccd.header["HISTORY"])
+
+
+def test_non_finite_pixels_warn_nothing_and_hits_are_still_found():
+    """Real frames carry NaN (a flat's dead column divided through) and NaN noise: the
+    star test and the FWHM measurement pass over them without a numpy warning, and a hit
+    beside them is still cleaned."""
+    rng = np.random.default_rng(3)
+    data = rng.normal(100.0, 5.0, (80, 80)).astype(np.float32)
+    yy, xx = np.mgrid[:80, :80]
+    for y, x in [(20, 20), (50, 60), (60, 25)]:  # stars at 2 px FWHM
+        data += (4000 * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 0.85**2))).astype(np.float32)
+    data[40, 40] += 3000.0  # a one-pixel hit
+    data[:, 10] = np.nan
+    data[42, 41] = np.nan  # inside the star test's box around the hit
+    sigma = np.full(data.shape, 5.0, np.float32)
+    sigma[:, 10] = np.nan
+    from astropy.nddata import StdDevUncertainty
+
+    ccd = CCDData(data, unit="adu", uncertainty=StdDevUncertainty(sigma))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        clean, n = remove_cosmics(ccd, gain=1.0, read_noise=5.0, saturation=60000)
+    assert clean.mask[40, 40] and n >= 1
+    assert not clean.mask[20, 20] and not clean.mask[50, 60]
+    assert clean.mask[42, 41] and clean.mask[:, 10].all()  # what is not a number is not data

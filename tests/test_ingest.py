@@ -59,10 +59,13 @@ def test_every_card_is_stored_in_each_archive_of_one_process(write_frame, tmp_pa
 def test_cards_first_read_in_a_file_not_stored_again_still_reach_the_next(
     archive, write_frame, tmp_path
 ):
-    """A touched, unchanged file is read but not re-stored; a new copy shares all its cards."""
+    """A touched, unchanged file is read but not re-stored; a new file of the same header
+    (other pixels) shares all its cards."""
     path = write_frame("ALrd120001.fits")
     ingest(archive, [tmp_path / "raw"])
-    shutil.copy(path, tmp_path / "raw" / "copy.fits")
+    other = bytearray(path.read_bytes())
+    other[-1] ^= 1
+    (tmp_path / "raw" / "copy.fits").write_bytes(bytes(other))
     os.utime(path, ns=(1, 1))
     report = ingest(archive, [tmp_path / "raw"])
     assert report.outcomes == {"new": 1, "unchanged": 1}
@@ -235,3 +238,12 @@ def test_copies_are_distinct_files_with_one_content(archive, write_frame, tmp_pa
     ingest(archive, [tmp_path / "raw"])
     hashes = [r[0] for r in archive.conn.execute("SELECT content_hash FROM files")]
     assert len(hashes) == 2 and hashes[0] == hashes[1]
+    # The copy is recorded but is not a second frame: it would count twice in a master.
+    status, error = archive.conn.execute("SELECT status, error FROM files WHERE name = 'copy.fits'").fetchone()
+    assert status == "rejected" and str(path) in error and "copy" in error
+    assert count(archive, "SELECT count(*) FROM frames") == 1
+    # With the original gone, the copy is the frame.
+    path.unlink()
+    ingest(archive, [tmp_path / "raw"])
+    assert [r[0] for r in archive.conn.execute("SELECT filename FROM frames")] == ["copy.fits"]
+    assert count(archive, "SELECT count(*) FROM headers JOIN files USING (file_id) WHERE name = 'copy.fits'") > 10
