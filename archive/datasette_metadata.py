@@ -226,7 +226,8 @@ def datasette_metadata(name: str) -> dict[str, Any]:
             "Raw CCD frames indexed header card by header card, the quality figures and flags that"
             " decide what is combined, the calibration groups, and every product linked to the raw"
             " frames it was made from. Start with <a href='/{0}/frames'>frames</a>, the"
-            " <a href='/{0}/night_log'>night's log</a> or the <a href='/{0}/products'>products</a>."
+            " <a href='/{0}/night_log'>night's log</a>, the <a href='/{0}/products'>products</a>"
+            " or the <a href='/-/nota/reports'>night reports</a> (every night links to its own)."
         ).format(name),
         "databases": {
             name: {

@@ -1,19 +1,27 @@
-"""nota's Datasette plugin: pictures in cells, links through provenance, a lineage page.
+"""nota's Datasette plugin: pictures in cells, links through provenance, nota's own pages.
 
 Registered by ``nota serve``; it only reads. Previews and plots are PNG BLOBs in the
 archive, served from ``/-/nota/...`` routes so table pages stay light; a thumbnail shows
-in the ``file_id`` column of frames, a larger view on file and product row pages.
+in the ``file_id`` column of frames, a larger view on file and product row pages. Every
+night cell links to the night's report (``/-/nota/report/NIGHT``, the page ``nota report``
+writes, its pictures served here), ``/-/nota/reports`` lists the nights, and
+``/-/nota/lineage/ID`` draws a product's lineage; these pages extend Datasette's own
+``base.html`` (``templates/nota_page.html``) so they look like the rest of the catalogue.
 """
 
 from __future__ import annotations
 
 import html
+from urllib.parse import quote
 
 from datasette import hookimpl
 from datasette.utils.asgi import Response
 from markupsafe import Markup
 
+from nota.archive import report
 from nota.archive.database import regexp
+from nota.archive.lineage_graph import Node, product_graph, to_svg
+from nota.errors import NotaError
 
 ROUTE = "/-/nota"
 _ID_COLUMNS = {"file_id": "files", "product_id": "products", "input_product_id": "products",
@@ -37,6 +45,9 @@ def _thumbnail(database: str, file_id: int) -> Markup:
 def render_cell(row, value, column, table, database, datasette):
     if value is None:
         return None
+    if column == "night" and database:
+        night = str(value)
+        return Markup(f'<a href="{ROUTE}/report/{quote(night)}" title="the night\'s report">{html.escape(night)}</a>')
     if table == "frames" and column == "file_id":
         return _thumbnail(database, int(value))
     if column == "png" and table in ("plots", "previews"):
@@ -114,44 +125,108 @@ async def plot(request, datasette):
     return await _png(datasette, "SELECT png FROM plots WHERE plot_id = ?", [int(request.url_vars["id"])])
 
 
+async def _page(datasette, request, title: str, body: str, *, page_class: str, crumb_table: str | None = None,
+                intro: str = "", status: int = 200) -> Response:
+    """One of nota's pages inside Datasette's base.html (its stylesheet, header and footer)."""
+    context = {"title": title, "body": Markup(body), "intro": intro, "nota_css": Markup(report.report_css()),
+               "database": datasette.get_database().name, "crumb_table": crumb_table, "page_class": page_class}
+    page = await datasette.render_template("nota_page.html", context, request=request)
+    return Response.html(page, status=status)
+
+
+async def report_page(request, datasette):
+    """The night's report, as ``nota report`` writes it, with pictures from the routes above."""
+    db = datasette.get_database()
+    night = request.url_vars["night"]
+
+    def build(conn):
+        try:
+            return report.build_report(conn, night, embed=False)
+        except NotaError as exc:
+            return exc
+
+    built = await db.execute_fn(build)
+    if isinstance(built, NotaError):
+        return await _page(datasette, request, "No such night", f"<p>{html.escape(str(built))}</p>"
+                           f"<p><a href='{ROUTE}/reports'>The nights in the archive</a></p>",
+                           page_class="nota-report-page", status=404)
+    return await _page(datasette, request, f"Night of {night}", report.render_body(built, base=f"/{db.name}"),
+                       page_class="nota-report-page", crumb_table="frames")
+
+
+async def reports_page(request, datasette):
+    """Every night in the archive, each linked to its report."""
+    db = datasette.get_database()
+    rows = (await db.execute("SELECT night, count(*), min(date_obs), max(date_obs) FROM frames"
+                             " WHERE night IS NOT NULL GROUP BY night ORDER BY night")).rows
+    items = "".join(f'<tr><td><a href="{ROUTE}/report/{quote(n)}">{html.escape(n)}</a></td>'
+                    f"<td>{k}</td><td>{html.escape(a or '')}</td><td>{html.escape(b or '')}</td></tr>"
+                    for n, k, a, b in rows)
+    body = ("<table class='rows-and-columns'><tr><th>Night</th><th>Frames</th><th>First</th><th>Last</th></tr>"
+            f"{items}</table>")
+    return await _page(datasette, request, "Night reports", body, page_class="nota-reports-page")
+
+
 async def lineage_page(request, datasette):
-    """A product's tree down to the raw frames, every node a link."""
+    """A product's tree down to the raw frames: a graph in columns and a list, a thumbnail at each node."""
     db = datasette.get_database()
     name = db.name
     product_id = int(request.url_vars["id"])
-    seen: set[int] = set()
+    graph = await db.execute_fn(lambda conn: product_graph(conn, product_id))
+    nodes = {n.key: n for n in graph.nodes}
+    if f"p:{product_id}" not in nodes:
+        return await _page(datasette, request, f"Lineage of product {product_id}",
+                           f"<p>No product {product_id} in the archive.</p>", page_class="nota-lineage-page", status=404)
+    inputs: dict[str, list] = {}
+    for edge in graph.edges:
+        inputs.setdefault(edge.target, []).append(edge)
+    reasons = {(r[0], r[1]): r[2] for r in (await db.execute(
+        "SELECT l.product_id, l.file_id, l.reason FROM product_inputs l WHERE l.included = 0")).rows}
+    seen: set[str] = set()
 
-    async def node(pid: int, role: str, depth: int) -> str:
-        rows = (await db.execute("SELECT kind, path FROM products WHERE product_id = ?", [pid])).rows
-        if not rows:
-            return f"<li>missing product {pid}</li>"
-        kind, path = rows[0]
-        label = html.escape(path.rsplit("/", 1)[-1])
-        out = [f'<li>{html.escape(role)} <a class="nota-product" href="/{name}/products/{pid}">{label}</a> ({kind})'
-               f' <a href="{ROUTE}/lineage/{pid}">lineage</a>']
-        if pid not in seen and depth < 6:
-            seen.add(pid)
-            inputs = (await db.execute(
-                "SELECT i.role, i.file_id, i.input_product_id, i.included, i.reason, f.name"
-                " FROM product_inputs i LEFT JOIN files f USING (file_id) WHERE i.product_id = ?"
-                " ORDER BY i.role, f.name", [pid])).rows
-            out.append("<ul>")
-            for role_, file_id, input_product, included, reason, fname in inputs:
-                if input_product is not None:
-                    out.append(await node(input_product, role_, depth + 1))
-                else:
-                    note = "" if included else f" <em>left out: {html.escape(reason or '')}</em>"
-                    out.append(f'<li>{html.escape(role_)} <a class="nota-raw" href="/{name}/files/{file_id}">'
-                               f"{html.escape(fname or str(file_id))}</a>{note}</li>")
-            out.append("</ul>")
+    def thumb(node: Node) -> str | None:
+        if node.product_id is not None:
+            return f"{ROUTE}/preview/product/{node.product_id}/thumb.png"
+        return f"{ROUTE}/preview/file/{node.file_id}/thumb.png" if node.file_id is not None else None
+
+    def item(key: str, role: str, included: bool, target: str | None) -> str:
+        node = nodes[key]
+        role_html = f'<span class="role">{html.escape(role)}</span>'
+        picture = f'<img class="thumb" src="{thumb(node)}" alt="{html.escape(node.label)}">'
+        if node.product_id is None:
+            why = reasons.get((int(target[2:]), node.file_id), "") if target else ""
+            note = "" if included else f" <em>left out: {html.escape(why or '')}</em>"
+            return (f'<li>{picture}{role_html}<a class="nota-raw" href="/{name}/files/{node.file_id}">'
+                    f"{html.escape(node.label)}</a> ({html.escape(node.note)}){note}</li>")
+        out = [f'<li>{picture}{role_html}<a class="nota-product" href="/{name}/products/{node.product_id}">'
+               f'{html.escape(node.label)}</a> ({html.escape(node.kind)}) <a href="{ROUTE}/lineage/{node.product_id}">'
+               "lineage</a>"]
+        if key not in seen:
+            seen.add(key)
+            children = sorted(inputs.get(key, []), key=lambda e: (e.role, nodes[e.source].label))
+            out += ["<ul>", *(item(e.source, e.role, e.included, key) for e in children), "</ul>"]
         out.append("</li>")
         return "".join(out)
 
-    tree = await node(product_id, "product", 0)
-    body = (f"<!DOCTYPE html><html><head><title>Lineage of product {product_id}</title></head><body>"
-            f"<p><a href='/{name}'>{html.escape(name)}</a> / <a href='/{name}/products'>products</a></p>"
-            f"<h1>Lineage of product {product_id}</h1><ul class='nota-lineage'>{tree}</ul></body></html>")
-    return Response.html(body)
+    def href(node: Node) -> str:
+        if node.product_id is not None:
+            return f"{ROUTE}/lineage/{node.product_id}"
+        return f"/{name}/files/{node.file_id}"
+
+    label = nodes[f"p:{product_id}"].label
+    svg = to_svg(graph, href=href, thumbnail=thumb, title=f"Lineage of {label}")
+    body = (f'<div class="nota-report"><p>{html.escape(label)}: what it was made from, raw frames on the left'
+            f' (a dashed red arrow: a member left out). Click a box for its own lineage or its raw file.</p>'
+            f'<div class="graph">{svg}</div><h2>As a tree</h2><ul class="nota-lineage">'
+            f'{item(f"p:{product_id}", "product", True, None)}</ul></div>')
+    return await _page(datasette, request, f"Lineage of product {product_id}", body,
+                       page_class="nota-lineage-page", crumb_table="products")
+
+
+@hookimpl
+def menu_links(datasette, actor):
+    """Datasette's menu (top right of every page) leads to the nights' reports."""
+    return [{"href": f"{ROUTE}/reports", "label": "Night reports"}]
 
 
 @hookimpl
@@ -161,6 +236,8 @@ def register_routes():
         (rf"^{ROUTE}/preview-id/(?P<id>\d+)\.png$", preview_by_id),
         (rf"^{ROUTE}/plot/(?P<id>\d+)\.png$", plot),
         (rf"^{ROUTE}/lineage/(?P<id>\d+)$", lineage_page),
+        (rf"^{ROUTE}/report/(?P<night>[^/]+)$", report_page),
+        (rf"^{ROUTE}/reports$", reports_page),
     ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from importlib import resources
 from pathlib import Path
 from typing import Callable
 
@@ -46,7 +47,10 @@ def make_datasette(db_path: str | Path, time_limit_ms: int | None = None):
         settings["sql_time_limit_ms"] = time_limit_ms
     # Datasette opens a mutable database with ?mode=ro for every query it runs, so new
     # rows written by `nota reduce` (WAL) show on reload and nothing here can write.
-    return Datasette([str(path)], metadata=datasette_metadata(database_name(path)), settings=settings)
+    # nota's pages extend Datasette's base.html from the templates shipped beside the plugin.
+    templates = str(resources.files("nota.archive") / "templates")
+    return Datasette([str(path)], metadata=datasette_metadata(database_name(path)), settings=settings,
+                     template_dir=templates)
 
 
 def serve(
