@@ -116,6 +116,7 @@ def test_refuses_a_newer_or_foreign_database(tmp_path):
         "ATTACH DATABASE ':memory:' AS other",
         "PRAGMA journal_mode = DELETE",
         "SELECT load_extension('/tmp/evil.so')",
+        "UPDATE sqlite_master SET sql = 'CREATE TABLE evil (x)' WHERE name = 'files'",
     ],
 )
 def test_user_sql_cannot_write_or_attach(archive, db_path, sql):
@@ -138,3 +139,9 @@ def test_user_sql_has_a_time_limit(archive, db_path):
 def test_regexp_in_user_sql(archive, db_path):
     with open_readonly(db_path) as ro:
         assert ro.run("SELECT 'Sky Flat evening' REGEXP 'flat', 'Bias' REGEXP 'flat'")[1] == [(1, 0)]
+
+
+def test_read_only_sql_may_use_table_valued_functions(archive, db_path):
+    """json_each (a list of ids as one parameter) reads, as the library's own queries do."""
+    with open_readonly(db_path) as ro:
+        assert ro.run("SELECT value FROM json_each(?)", ("[3, 1]",))[1] == [(3,), (1,)]
