@@ -182,8 +182,16 @@ def _bring_up_to_date(conn: sqlite3.Connection, path: Path) -> None:
     ).fetchone()[0]
     if version == 0 and not has_tables:
         log.info("creating archive %s (schema %d)", path, current)
-        # One transaction: a failure leaves an empty file, never half a schema.
-        conn.executescript("BEGIN;\n" + schema_sql() + "\nCOMMIT;")
+        # One transaction, taken before reading: of two processes creating one archive at
+        # once, the second waits, finds the tables made and uses them; a failure leaves an
+        # empty file, never half a schema.
+        try:
+            conn.executescript("BEGIN IMMEDIATE;\n" + schema_sql() + "\nCOMMIT;")
+        except sqlite3.OperationalError:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if conn.execute("PRAGMA user_version").fetchone()[0] != current:
+                raise
         return
     if version == 0:
         raise DatabaseError(f"{path}: an SQLite file that is not a nota archive")
@@ -227,6 +235,11 @@ def _authorizer(action: int, arg1, arg2, db_name, trigger) -> int:
     if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _REFUSED_FUNCTIONS:
         return sqlite3.SQLITE_DENY
     if action in _ALLOWED_ACTIONS:
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_UPDATE and arg1 == "sqlite_master" and trigger is None and arg2 in (
+            "type", "name", "tbl_name", "rootpage", "sql"):
+        # What SQLite asks when a table-valued function (json_each) is first used; the
+        # connection is read-only (mode=ro, query_only), so nothing can be written.
         return sqlite3.SQLITE_OK
     if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _ALLOWED_PRAGMAS:
         return sqlite3.SQLITE_OK
