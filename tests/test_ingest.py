@@ -247,3 +247,13 @@ def test_copies_are_distinct_files_with_one_content(archive, write_frame, tmp_pa
     ingest(archive, [tmp_path / "raw"])
     assert [r[0] for r in archive.conn.execute("SELECT filename FROM frames")] == ["copy.fits"]
     assert count(archive, "SELECT count(*) FROM headers JOIN files USING (file_id) WHERE name = 'copy.fits'") > 10
+
+
+def test_no_hash_indexes_headers_only(write_frame, tmp_path, db_path):
+    write_frame("ALrd120001.fits")
+    result = CliRunner().invoke(app, ["--db", str(db_path), "ingest", "--no-hash", str(tmp_path / "raw")])
+    assert result.exit_code == 0, result.output
+    from nota.archive.database import open_readonly
+
+    with open_readonly(db_path) as archive:
+        assert archive.run("SELECT content_hash, (SELECT count(*) FROM headers) > 10 FROM files")[1] == [(None, 1)]

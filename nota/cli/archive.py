@@ -68,6 +68,10 @@ def ingest(
     profile: Optional[Path] = typer.Option(
         None, "--profile", help="An instrument profile (TOML) that reads every frame of this run."
     ),
+    no_hash: bool = typer.Option(
+        False, "--no-hash", help="Headers only, no content hash: quicker on a slow disk, but renamed"
+        " files and copies are then not recognised."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Index every header card of every FITS file into the archive.
@@ -88,7 +92,7 @@ def ingest(
     from nota.pipeline.ingest import ingest as run_ingest
 
     with writable() as archive, progress_bar("ingesting") as update:
-        report = run_ingest(archive, paths, profile_file=profile, on_file=update)
+        report = run_ingest(archive, paths, profile_file=profile, hash_content=not no_hash, on_file=update)
     with readable() as archive:
         summary = frame_summary(archive, report.roots)
     if as_json:
