@@ -35,6 +35,8 @@ demo: venv tools
 	$(BIN)/nota --db $(NOTA_DB) photometry ALrd120103.fits
 	$(BIN)/nota --db $(NOTA_DB) photometry stack_GC4496A_R_3x300s_R.fits
 	$(BIN)/nota --db $(NOTA_DB) lineage fzt_ALrd120103.fits
+	$(BIN)/nota --db $(NOTA_DB) report 2008-04-12 --out $(DEMO)/report_2008-04-12.html
+	$(BIN)/nota --db $(NOTA_DB) check
 	@echo
 	@echo "Browse the night:  $(BIN)/nota --db $(NOTA_DB) serve   then open http://127.0.0.1:8001/nota"
 
@@ -45,6 +47,7 @@ bench: venv
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/qc.py
 	$(BIN)/python bench/reduce.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(DEMO) bench/out .pytest_cache

@@ -5,7 +5,7 @@
 -- archive/migrations.py, and a test checks that both roads end in the same schema.
 -- Times are ISO 8601 UTC text; *_json columns hold JSON.
 
-PRAGMA user_version = 4;
+PRAGMA user_version = 5;
 
 -- Every file ingest has seen, good or bad.
 CREATE TABLE files (
@@ -409,3 +409,17 @@ CREATE TABLE sources (
     activity_id      INTEGER REFERENCES activities (activity_id)
 );
 CREATE INDEX sources_product ON sources (product_id);
+
+-- Who this archive is: an id its products roots are claimed with, so two archives never
+-- write into one folder (archive/ownership.py).
+CREATE TABLE archive_info (
+    key   TEXT PRIMARY KEY,               -- archive_id, last_check_at, ...
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+INSERT INTO archive_info (key, value) VALUES ('archive_id', lower(hex(randomblob(16))));
+
+-- The folders this archive's products are written in: each holds a marker naming it.
+CREATE TABLE products_roots (
+    root       TEXT PRIMARY KEY,          -- absolute path
+    claimed_at TEXT NOT NULL
+) WITHOUT ROWID;

@@ -12,6 +12,7 @@ writes, its pictures served here), ``/-/nota/reports`` lists the nights, and
 from __future__ import annotations
 
 import html
+import json
 from urllib.parse import quote
 
 from datasette import hookimpl
@@ -223,10 +224,29 @@ async def lineage_page(request, datasette):
                        page_class="nota-lineage-page", crumb_table="products")
 
 
+async def check_page(request, datasette):
+    """The last `nota check`: when, whether all was well, and each problem it named."""
+    db = datasette.get_database()
+    rows = (await db.execute("SELECT value FROM archive_info WHERE key = 'last_check'")).rows
+    if not rows:
+        return await _page(datasette, request, "Last check", "<p>Never checked: run <code>nota check</code>.</p>",
+                           page_class="nota-check-page")
+    last = json.loads(rows[0][0])
+    verdict = "all is well" if last["ok"] else f"{len(last['problems'])} problem(s) (first 500 kept)"
+    items = "".join(f"<tr><td>{html.escape(p['path'])}</td><td>{html.escape(p['problem'])}</td></tr>"
+                    for p in last["problems"])
+    body = (f"<p class='nota-check-{'ok' if last['ok'] else 'failed'}'><strong>{html.escape(verdict)}</strong>"
+            f" at {html.escape(last['checked_at'])}{' (--full)' if last.get('full') else ''}:"
+            f" {html.escape(last['summary'])}</p>"
+            + (f"<table class='rows-and-columns'><tr><th>File</th><th>Problem</th></tr>{items}</table>" if items else ""))
+    return await _page(datasette, request, "Last check", body, page_class="nota-check-page")
+
+
 @hookimpl
 def menu_links(datasette, actor):
-    """Datasette's menu (top right of every page) leads to the nights' reports."""
-    return [{"href": f"{ROUTE}/reports", "label": "Night reports"}]
+    """Datasette's menu (top right of every page) leads to the nights' reports and the last check."""
+    return [{"href": f"{ROUTE}/reports", "label": "Night reports"},
+            {"href": f"{ROUTE}/check", "label": "Last check"}]
 
 
 @hookimpl
@@ -238,6 +258,7 @@ def register_routes():
         (rf"^{ROUTE}/lineage/(?P<id>\d+)$", lineage_page),
         (rf"^{ROUTE}/report/(?P<night>[^/]+)$", report_page),
         (rf"^{ROUTE}/reports$", reports_page),
+        (rf"^{ROUTE}/check$", check_page),
     ]
 
 

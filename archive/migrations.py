@@ -172,4 +172,17 @@ FROM files AS f
 JOIN observations AS o USING (file_id)
 WHERE f.status = 'ok';
 """),
+    # 5: an archive's identity and the products roots it owns (an archive of an older
+    #    nota claims the products/ its products are in when it next reduces).
+    (5, """
+CREATE TABLE archive_info (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+INSERT INTO archive_info (key, value) VALUES ('archive_id', lower(hex(randomblob(16))));
+CREATE TABLE products_roots (
+    root       TEXT PRIMARY KEY,
+    claimed_at TEXT NOT NULL
+) WITHOUT ROWID;
+"""),
 ]

@@ -16,7 +16,7 @@ from nota.archive import provenance
 from nota.archive.database import Archive
 from nota.errors import NotaError
 
-__all__ = ["register_product", "current_products", "find_product", "list_products", "lineage", "prov_document"]
+__all__ = ["register_product", "retire_products", "current_products", "find_product", "list_products", "lineage", "prov_document"]
 
 _COLUMNS = (
     "product_id AS id, kind, night, filter, path, content_hash, size, recipe_key, step,"
@@ -46,6 +46,15 @@ def register_product(archive: Archive, row: dict[str, Any], used: Iterable[dict[
              for subject, title, png in plots],
         )
     return product_id
+
+
+def retire_products(archive: Archive, product_ids: Iterable[int]) -> int:
+    """Products no reduction calls for any more stop being current (their files and their
+    provenance stay); returns how many."""
+    ids = [(product_id,) for product_id in product_ids]
+    with archive.transaction() as conn:
+        conn.executemany("UPDATE products SET current = 0 WHERE product_id = ? AND current = 1", ids)
+    return len(ids)
 
 
 def current_products(archive: Archive) -> dict[str, dict[str, Any]]:

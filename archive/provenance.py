@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import platform
 from datetime import datetime, timezone
-from importlib import metadata
 from typing import Any
 
 import nota
@@ -36,6 +35,8 @@ _VERSIONS: dict[str, str] = {}
 def software_versions() -> dict[str, str]:
     """Versions of Python and the libraries whose behaviour shapes nota's results."""
     if not _VERSIONS:
+        from importlib import metadata  # only when an activity is recorded: it costs a CLI's start
+
         _VERSIONS.update(python=platform.python_version(), nota=nota.__version__)
         for name in _LIBRARIES:
             try:

@@ -270,8 +270,7 @@ class NotaArchive:
         run's report (``built``, ``failed``, ``up_to_date``, ``calibrations``), or with
         ``dry_run`` the plan (``to_build``, ``impossible``, ``up_to_date``), writing nothing."""
         from nota.pipeline.plan import ReduceOptions, default_index_dir, default_products_root, plan_reduction
-        from nota.pipeline.refresh import bring_up_to_date
-        from nota.pipeline.run import run_plan
+        from nota.pipeline.reduction import reduce_archive
 
         if not self.path.exists():
             raise NotaError(f"{self.path}: no archive here (ingest a night first)")
@@ -283,15 +282,12 @@ class NotaArchive:
             index_dir=str(index_dir) if index_dir else default_index_dir(self.path),
             cosmics=cosmics, stacks=stacks, photometry=photometry)
         with open_archive(self.path) as archive:
-            if not dry_run:
-                for line in bring_up_to_date(archive, jobs=jobs).messages:
-                    log.info("%s", line)
-            plan = plan_reduction(archive, options)
             if dry_run:
-                return plan
-            nothing = not plan.tasks  # as the command: a run still calibrates what standards call for
-            return run_plan(archive, plan, options, jobs=1 if nothing else jobs,
-                            scheduler=None if nothing else scheduler)
+                return plan_reduction(archive, options)
+            done = reduce_archive(archive, options, jobs=jobs, scheduler=scheduler)
+            for line in done.refreshed.messages:
+                log.info("%s", line)
+            return done.report
 
 
 # Tables ---------------------------------------------------------------------------------------

@@ -81,8 +81,10 @@ class Plan:
 
 
 def default_products_root(db_path: str | Path) -> str:
-    """Products live in ``products/`` beside the archive database, never beside raw files."""
-    return str(Path(db_path).absolute().parent / "products")
+    """Products live beside the archive database (``NAME.products/``), never beside raw files."""
+    from nota.pipeline.products_root import default_products_root as default
+
+    return default(db_path)
 
 
 def default_index_dir(db_path: str | Path) -> str | None:

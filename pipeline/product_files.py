@@ -18,6 +18,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 
 import nota
+from nota.errors import NotaError
 from nota.hashing import content_hash
 from nota.pipeline.tasks import Card, Task
 from nota.reduce.preview import THUMB_SIZE, VIEW_SIZE, cmap_for, preview_png
@@ -96,6 +97,9 @@ def write_product(ccd: CCDData, path: str, planes: dict[str, np.ndarray] | None 
         digest = content_hash(str(temporary))
         size = temporary.stat().st_size
         os.replace(temporary, target)  # the product appears whole, or not at all
+    except OSError as exc:  # a full disk (ENOSPC), a file-size limit (EFBIG), a lost mount
+        raise NotaError(f"{target.name}: could not be written in {target.parent}"
+                        f" ({exc.strerror or exc}); nothing of it was kept") from exc
     finally:
         temporary.unlink(missing_ok=True)
     return digest, size
@@ -114,13 +118,16 @@ def read_product(path: str | Path) -> CCDData:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached(path: str, _size: int) -> CCDData:
+def _cached(path: str, _file: tuple[int, int, int]) -> CCDData:
     return read_product(path)
 
 
 def read_master(path: str) -> CCDData:
-    """A master, read once per worker (keyed by path and size: a rebuilt master is read again)."""
-    return _cached(path, os.path.getsize(path))
+    """A master, read once per worker (keyed by path, size, mtime and inode: a master rebuilt
+    in place, of the same size, is read again; `nota watch --jobs 1` runs cycle after cycle
+    in one process)."""
+    st = os.stat(path)
+    return _cached(path, (st.st_size, st.st_mtime_ns, st.st_ino))
 
 
 def pictures(data: np.ndarray, kind: str, mask: np.ndarray | None = None) -> dict[str, bytes]:

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from nota.archive import provenance
+from nota.archive import products, provenance
 from nota.archive.database import Archive
 from nota.pipeline.params import as_dict
 from nota.pipeline.plan import Plan, ReduceOptions
+from nota.pipeline.products_root import claim
 from nota.pipeline.product_files import clean_temporaries
 from nota.pipeline.runners import runner_for
 from nota.pipeline.settings import STEPS, step_module
@@ -38,6 +40,8 @@ class RunReport:
     worker_cpu_seconds: float = 0.0  # CPU the workers spent, wherever they ran
     worker_peak_rss_mb: float = 0.0  # the largest worker's peak memory
     calibrations: list[dict[str, Any]] = field(default_factory=list)  # photometric solutions made
+    stopped: bool = False  # ``stop`` was set: what was not handed out is left for the next run
+    retired: int = 0  # current products the plan no longer calls for, no longer current
 
 
 @dataclass
@@ -66,16 +70,26 @@ class _Run:
 
 
 def run_plan(archive: Archive, plan: Plan, options: ReduceOptions, *, jobs: int | None = None,
-             scheduler: str | None = None, on_task: Callable[[int, int], None] | None = None) -> RunReport:
-    """Make what the plan says is missing, each task as soon as what it needs exists."""
+             scheduler: str | None = None, on_task: Callable[..., None] | None = None,
+             stop: Callable[[], bool] | None = None) -> RunReport:
+    """Make what the plan says is missing, each task as soon as what it needs exists.
+
+    ``on_task(done, total, task, error)`` follows each task that comes back (``error`` is
+    None when it was made). Once ``stop()`` is true (``nota watch`` stopped by a signal) no
+    task is handed out: those queued and not started are withdrawn, those running are
+    awaited and recorded (whole products), the rest stay unmade and unrecorded for the
+    next run to make.
+    """
     root = Path(options.products_root)
+    claim(archive, root)  # refused before anything is written when another archive owns it
     clean_temporaries(root)
+    retired = products.retire_products(archive, _uncalled(archive, plan, options))
     known: dict[str, dict[str, Any]] = {}
     for row in STEPS:
         known.update(step_module(row.name).current(archive))
     for task in plan.tasks:  # to be made again (its file is gone or changed): not known yet
         known.pop(task.key, None)
-    run = _Run(archive, RunReport(up_to_date=len(plan.up_to_date)), known, list(plan.to_build),
+    run = _Run(archive, RunReport(up_to_date=len(plan.up_to_date), retired=retired), known, list(plan.to_build),
                {t.key: t for t in plan.to_build})
     for task in plan.impossible:
         run.fail(task, task.failure)
@@ -85,26 +99,45 @@ def run_plan(archive: Archive, plan: Plan, options: ReduceOptions, *, jobs: int 
     scratch = root / ".scratch"
     try:
         while run.pending or runner.running:
-            submitted = _submit_ready(run, runner, options, workers, scratch)
+            if stop is not None and stop():
+                _withdraw(run, runner)
+                if not runner.running:
+                    break
+            submitted = _submit_ready(run, runner, options, workers, scratch, stop)
             if not runner.running:
                 if not submitted:  # nothing can move any more
                     for task in run.pending:
                         run.fail(task, f"{os.path.basename(task.output)}: could not be scheduled")
                     run.pending = []
                 continue
-            _finish(run, runner.next_outcome())
+            outcome = runner.next_outcome()
+            _finish(run, outcome)
             if on_task:
-                on_task(run.done, total)
+                on_task(run.done, total, run.tasks[outcome.key], outcome.error)
     finally:
         runner.close()
     return run.report
 
 
-def _submit_ready(run: _Run, runner, options: ReduceOptions, workers: int, scratch: Path) -> bool:
+def _uncalled(archive: Archive, plan: Plan, options: ReduceOptions) -> list[int]:
+    """Current products of the steps this run makes that no task of the plan makes (a group
+    superseded, a frame's sky flats preferred to its dome flats since, a frame left out), so
+    the archive ends as a reduction of its frames made at once would leave it."""
+    enabled = {row.name for row in STEPS if row.enabled(options)}
+    planned = {task.output for task in plan.tasks + plan.up_to_date}
+    return [row["product_id"] for row in products.current_products(archive).values()
+            if row["kind"] in enabled and row["path"] not in planned]
+
+
+def _submit_ready(run: _Run, runner, options: ReduceOptions, workers: int, scratch: Path,
+                  stop: Callable[[], bool] | None = None) -> bool:
     """Hand out every task whose needs are met; fail those whose needs can never be."""
     coming = {t.key for t in run.pending} | {t.key for t in runner.running.values()}
     waiting, moved = [], False
     for task in run.pending:
+        if stop is not None and stop():  # jobs=1 makes each task as it is handed out
+            waiting.append(task)
+            continue
         lost = [role for role, key in task.needs.items()
                 if key not in run.known and key not in coming and role not in task.optional]
         if lost:
@@ -122,6 +155,18 @@ def _submit_ready(run: _Run, runner, options: ReduceOptions, workers: int, scrat
             waiting.append(task)
     run.pending = waiting
     return moved
+
+
+def _withdraw(run: _Run, runner) -> None:
+    """Stopping: nothing more is handed out; tasks queued in the pool and not started are
+    taken back, their activities closed as interrupted (no file, no product)."""
+    run.report.stopped = True
+    run.pending = []
+    for handle, task in list(runner.running.items()):
+        if isinstance(handle, Future) and handle.cancel():
+            del runner.running[handle]
+            provenance.finish_activity(run.archive, run.activities.pop(task.key), "failed",
+                                       "interrupted before it started")
 
 
 def _handed(known: dict[str, Any]) -> Any:

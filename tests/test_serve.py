@@ -181,3 +181,16 @@ def test_every_table_and_view_page_opens(server):
     for name in names:
         status, _ = get(f"{base}/nota/{name}?_size=5")
         assert status == 200, name
+
+
+def test_the_last_check_shows(server):
+    """`nota check` beside the server: its result shows on reload, linked from the menu."""
+    base, path, _ = server
+    status, page = get(base + "/-/nota/check")
+    assert status == 200 and b"Never checked" in page
+    checked = subprocess.run([sys.executable, "-m", "nota.cli", "--db", str(path), "check"],
+                             capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    status, page = get(base + "/-/nota/check")
+    assert status == 200 and b"all is well" in page and checked.stdout.strip().encode() in page
+    assert b'href="/-/nota/check"' in get(base + "/nota")[1]

@@ -123,7 +123,7 @@ def _sub_app(name: str, help: str, example: str) -> typer.Typer:
 
 # The command groups register themselves on ``app``.
 from nota.cli import archive as _archive, groups as _groups, profile as _profile, reduce as _reduce  # noqa: E402,F401
-from nota.cli import report as _report, watch as _watch  # noqa: E402,F401
+from nota.cli import check as _check, report as _report, watch as _watch  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     app()

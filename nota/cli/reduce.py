@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -28,34 +26,57 @@ def _memory(text: str) -> int:
         raise NotaError(f"--memory {text!r}: give a size such as 800M or 2G") from None
 
 
+# The options `nota reduce` and `nota watch` share: declared once, built into ReduceOptions once.
+Jobs = Annotated[Optional[int], typer.Option(help="Worker processes (default: the cores).")]
+Scheduler = Annotated[Optional[str], typer.Option(
+    help="Run on Dask: 'local' starts a local cluster, or tcp://HOST:PORT.")]
+Overscan = Annotated[bool, typer.Option("--overscan", help="Subtract the overscan (BIASSEC) row by row first.")]
+KeepIntermediate = Annotated[bool, typer.Option("--keep-intermediate", help="Also write the lecture's t_ and zt_ files.")]
+Memory = Annotated[str, typer.Option(help="Memory budget for combining masters.")]
+Cosmics = Annotated[bool, typer.Option(
+    "--cosmics/--no-cosmics", help="Clean cosmic rays from each reduced frame (L.A.Cosmic).")]
+Stacks = Annotated[bool, typer.Option("--stacks/--no-stacks", help="Align and stack each series of exposures.")]
+Photometry = Annotated[bool, typer.Option(
+    "--photometry/--no-photometry",
+    help="Calibrate each night on its standards and write PHOTZP into science frames and stacks.")]
+Products = Annotated[Optional[Path], typer.Option(
+    "--products", envvar="NOTA_PRODUCTS", help="Products root (default: products/ beside the archive).")]
+IndexDir = Annotated[Optional[Path], typer.Option(
+    "--index-dir", envvar="NOTA_INDEX_DIR",
+    help="astrometry.net index files (default: astrometry/ beside the archive, if any); frames are solved when given.")]
+
+
+def reduce_options(*, overscan: bool, keep_intermediate: bool, memory: str, cosmics: bool, stacks: bool,
+                   photometry: bool, products: Path | None, index_dir: Path | None):
+    """The ReduceOptions the shared options ask for, with the archive's defaults."""
+    from nota.pipeline.plan import ReduceOptions, default_index_dir, default_products_root
+
+    return ReduceOptions(
+        products_root=str(products or default_products_root(state.db)),
+        overscan=overscan,
+        keep_intermediate=keep_intermediate,
+        memory_bytes=_memory(memory),
+        index_dir=str(index_dir) if index_dir else default_index_dir(state.db),
+        cosmics=cosmics,
+        stacks=stacks,
+        photometry=photometry,
+    )
+
+
 @app.command()
 @_fails_cleanly
 def reduce(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be built, build nothing."),
-    jobs: Optional[int] = typer.Option(None, help="Worker processes (default: the cores)."),
-    scheduler: Optional[str] = typer.Option(
-        None, help="Run on Dask: 'local' starts a local cluster, or tcp://HOST:PORT."
-    ),
-    overscan: bool = typer.Option(False, "--overscan", help="Subtract the overscan (BIASSEC) row by row first."),
-    keep_intermediate: bool = typer.Option(
-        False, "--keep-intermediate", help="Also write the lecture's t_ and zt_ files."
-    ),
-    memory: str = typer.Option("1G", help="Memory budget for combining masters."),
-    cosmics: bool = typer.Option(
-        True, "--cosmics/--no-cosmics", help="Clean cosmic rays from each reduced frame (L.A.Cosmic)."
-    ),
-    stacks: bool = typer.Option(True, "--stacks/--no-stacks", help="Align and stack each series of exposures."),
-    photometry: bool = typer.Option(
-        True, "--photometry/--no-photometry",
-        help="Calibrate each night on its standards and write PHOTZP into science frames and stacks.",
-    ),
-    products: Optional[Path] = typer.Option(
-        None, "--products", envvar="NOTA_PRODUCTS", help="Products root (default: products/ beside the archive)."
-    ),
-    index_dir: Optional[Path] = typer.Option(
-        None, "--index-dir", envvar="NOTA_INDEX_DIR",
-        help="astrometry.net index files (default: astrometry/ beside the archive, if any); frames are solved when given.",
-    ),
+    jobs: Jobs = None,
+    scheduler: Scheduler = None,
+    overscan: Overscan = False,
+    keep_intermediate: KeepIntermediate = False,
+    memory: Memory = "1G",
+    cosmics: Cosmics = True,
+    stacks: Stacks = True,
+    photometry: Photometry = True,
+    products: Products = None,
+    index_dir: IndexDir = None,
     as_json: bool = typer.Option(False, "--json", help="Print the plan or the report as JSON."),
 ) -> None:
     """Make master biases, master flats, flat-fielded frames and stacks: only what is missing or stale.
@@ -67,54 +88,31 @@ def reduce(
     night's standards have given its photometric calibration, stamped with PHOTZP; series
     of three or more exposures are aligned and stacked. A product is stale when an input's
     content, a parameter, a group's membership or the step's code changed. Exit status 1 when any
-    product failed (each says why), 0 otherwise.
+    product failed (each says why), 0 otherwise. `nota watch` does the same while a night is
+    being observed.
 
     Example:
 
         nota reduce --dry-run && nota reduce --jobs 2
     """
-    from nota.pipeline.plan import ReduceOptions, default_index_dir, default_products_root
-
-    options = ReduceOptions(
-        products_root=str(products or default_products_root(state.db)),
-        overscan=overscan,
-        keep_intermediate=keep_intermediate,
-        memory_bytes=_memory(memory),
-        index_dir=str(index_dir) if index_dir else default_index_dir(state.db),
-        cosmics=cosmics,
-        stacks=stacks,
-        photometry=photometry,
-    )
+    options = reduce_options(overscan=overscan, keep_intermediate=keep_intermediate, memory=memory,
+                             cosmics=cosmics, stacks=stacks, photometry=photometry, products=products,
+                             index_dir=index_dir)
     with writable() as archive:
         _reduce(archive, options, dry_run, jobs, scheduler, as_json)
 
 
 def _reduce(archive, options, dry_run: bool, jobs: int | None, scheduler: str | None, as_json: bool) -> None:
-    from nota.pipeline.plan import plan_reduction
-    from nota.pipeline.refresh import bring_up_to_date
-    from nota.pipeline.run import run_plan
+    from nota.pipeline.reduction import reduce_archive
 
-    if not dry_run:  # frames ingested since `nota qc`, groups whose inputs changed: first
-        with progress_bar("measuring") as update:
-            refreshed = bring_up_to_date(archive, jobs=jobs, on_frame=update)
-        for line in refreshed.messages:
-            typer.echo(line, err=True)
-    plan = plan_reduction(archive, options)
     if dry_run:
-        rows = [{"kind": t.step, "output": t.output, "key": t.key, "inputs": len(t.inputs),
-                 "status": "impossible: " + t.failure if t.failure else "to build"} for t in plan.tasks]
-        if as_json:
-            print_json({"to_build": rows, "up_to_date": len(plan.up_to_date)})
-            return
-        print_table(["kind", "output", "inputs", "status"],
-                    [(r["kind"], r["output"], r["inputs"], r["status"]) for r in rows])
-        typer.echo(f"{len(plan.to_build)} to build, {len(plan.impossible)} impossible,"
-                   f" {len(plan.up_to_date)} up to date")
+        _dry_run(archive, options, as_json)
         return
-    nothing = not plan.tasks  # a run still calibrates what the standards' products call for
-    with nullcontext(None) if nothing else progress_bar("reducing") as update:
-        report = run_plan(archive, plan, options, jobs=1 if nothing else jobs,
-                          scheduler=None if nothing else scheduler, on_task=update)
+    with progress_bar("reducing") as update:  # measuring first when needed, then the products
+        done = reduce_archive(archive, options, jobs=jobs, scheduler=scheduler, on_frame=update, on_task=update)
+    for line in done.refreshed.messages:
+        typer.echo(line, err=True)
+    report, nothing = done.report, not done.plan.tasks
     if as_json:
         print_json({"built": report.built, "failed": [{"output": o, "error": e} for o, e in report.failed],
                     "up_to_date": report.up_to_date, "calibrations": report.calibrations})
@@ -135,6 +133,23 @@ def _reduce(archive, options, dry_run: bool, jobs: int | None, scheduler: str | 
         raise typer.Exit(EXIT_ERROR)
 
 
+def _dry_run(archive, options, as_json: bool) -> None:
+    """What `nota reduce` would build, and what it would measure or regroup first."""
+    from nota.pipeline.plan import plan_reduction
+    from nota.pipeline.refresh import what_is_out_of_date
+
+    for line in what_is_out_of_date(archive):
+        typer.echo(f"not yet done: {line}; `nota reduce` does it first, so this plan is before it", err=True)
+    plan = plan_reduction(archive, options)
+    rows = [{"kind": t.step, "output": t.output, "key": t.key, "inputs": len(t.inputs),
+             "status": "impossible: " + t.failure if t.failure else "to build"} for t in plan.tasks]
+    if as_json:
+        print_json({"to_build": rows, "up_to_date": len(plan.up_to_date)})
+        return
+    print_table(["kind", "output", "inputs", "status"], [(r["kind"], r["output"], r["inputs"], r["status"]) for r in rows])
+    typer.echo(f"{len(plan.to_build)} to build, {len(plan.impossible)} impossible, {len(plan.up_to_date)} up to date")
+
+
 astrometry_app = _sub_app("astrometry", "astrometry.net index files for offline solving.",
                           "nota astrometry build-index catalogue.csv")
 
@@ -146,7 +161,9 @@ def astrometry_build_index(
     index_dir: Optional[Path] = typer.Option(
         None, "--index-dir", envvar="NOTA_INDEX_DIR", help="Where to write them (default: astrometry/ beside the archive)."
     ),
-    mag_column: str = typer.Option("R", help="The magnitude column that orders the stars."),
+    mag_column: Optional[str] = typer.Option(
+        None, help="The magnitude column that orders the stars (default: the catalogue's only magnitude, R among several)."
+    ),
 ) -> None:
     """Build astrometry.net index files from reference catalogues, for `nota reduce` to solve with.
 
