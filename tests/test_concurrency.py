@@ -19,3 +19,61 @@ def test_processes_creating_one_new_archive_at_once_all_succeed(tmp_path):
         results = [(p.wait(timeout=120), p.stdout.read().strip(), p.stderr.read()) for p in procs]
         assert all(rc == 0 for rc, _, _ in results), [err for rc, _, err in results if rc]
         assert len({out for _, out, _ in results}) == 1  # one archive, made once
+
+
+def test_ingest_while_reduce_runs_and_serve_while_both(small_night, tmp_path):
+    """Three processes on one archive: nothing refused, nothing lost, and the next reduce
+    finishes what the late frames call for."""
+    import json
+    import shutil
+    import time
+    import urllib.request
+
+    from test_serve import free_port
+
+    first, late = tmp_path / "N1" / "evening", tmp_path / "N1" / "late"
+    first.mkdir(parents=True)
+    late.mkdir()
+    for n, path in enumerate(sorted(small_night.directory.glob("*.fits"))):
+        shutil.copy(path, (late if n >= 100 else first) / path.name)
+    db = tmp_path / "nota.db"
+    nota = [sys.executable, "-m", "nota.cli", "--db", str(db)]
+    light = ["--no-cosmics", "--no-stacks", "--no-photometry", "--jobs", "1", "--json"]
+    assert subprocess.run(nota + ["ingest", str(first)], capture_output=True).returncode == 0
+    port = free_port()
+    serve = subprocess.Popen(nota + ["serve", "--port", str(port)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    reduce = subprocess.Popen(nota + ["reduce", *light], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)
+        ingest = subprocess.run(nota + ["ingest", str(late), "--json"], capture_output=True, text=True, timeout=300)
+        pages = []
+        while reduce.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/nota/frames.json?_size=1", timeout=10) as r:
+                    pages.append(r.status)
+            except OSError:
+                pages.append(None)
+            time.sleep(0.5)
+        out, err = reduce.communicate(timeout=600)
+    finally:
+        serve.terminate()
+        serve.wait(timeout=30)
+    assert ingest.returncode == 0, ingest.stderr
+    assert reduce.returncode == 0, err
+    assert pages.count(200) >= len(pages) - 4 and pages[-1] == 200  # served throughout (after it started)
+    from nota.archive.database import open_readonly
+
+    with open_readonly(db) as archive:
+        assert archive.one("SELECT count(*) AS n FROM frames")["n"] == len(list(small_night.directory.glob("*.fits")))
+        made = archive.one("SELECT count(*) AS n FROM products WHERE current = 1")["n"]
+    assert made == len(json.loads(out)["built"])
+    again = subprocess.run(nota + ["reduce", *light], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr  # what the late frames call for, if the first run missed them
+    planned = subprocess.run(nota + ["reduce", "--dry-run", *light], capture_output=True, text=True, timeout=600)
+    assert json.loads(planned.stdout)["to_build"] == []
+    with open_readonly(db) as archive:
+        reduced = archive.one("SELECT count(*) AS n FROM products WHERE current = 1 AND kind = 'reduced'")["n"]
+        to_reduce = archive.one("SELECT count(DISTINCT file_id) AS n FROM associations")["n"]
+    assert reduced == to_reduce > 0
+    assert subprocess.run(nota + ["check"], capture_output=True).returncode == 0
