@@ -17,12 +17,14 @@ import logging
 import re
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nota.archive.database import Archive, open_readonly
 from nota.archive.provenance import utc_now
 from nota.errors import NotaError, QueryError
-from nota.instruments import Profile, available_profiles, load_profile
+
+if TYPE_CHECKING:
+    from nota.instruments import Profile
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,8 @@ def shipped_selections(profile: Profile) -> list[Selection]:
 
 def sync_shipped_selections(archive: Archive) -> None:
     """Store the profiles' selections; a user's selection of the same name is left alone."""
+    from nota.instruments import available_profiles, load_profile  # profiles only when wanted
+
     now = utc_now()
     with archive.transaction() as conn:
         for key in available_profiles():

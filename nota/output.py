@@ -10,10 +10,6 @@ import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
-
 __all__ = ["print_table", "print_json", "print_csv", "progress_bar", "interactive"]
 
 
@@ -23,6 +19,9 @@ def interactive() -> bool:
 
 
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+    from rich.console import Console  # rich only when a table is drawn: a command starts at once
+    from rich.table import Table
+
     table = Table(title=title, show_lines=False)
     for column in columns:
         table.add_column(column, overflow="fold")
@@ -53,6 +52,9 @@ def progress_bar(description: str) -> Iterator[Callable[..., None]]:
     if not interactive():
         yield lambda *args: None
         return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
