@@ -10,6 +10,7 @@ reference catalogue (the simulator writes one for each of its fields).
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import warnings
 import subprocess
@@ -27,7 +28,8 @@ from nota.errors import NotaError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Sources", "AstrometryResult", "extract_sources", "build_index", "solve", "refine", "match_residuals"]
+__all__ = ["Sources", "AstrometryResult", "extract_sources", "magnitude_column", "build_index", "solve", "refine",
+           "match_residuals"]
 
 
 @dataclass(frozen=True)
@@ -55,15 +57,27 @@ def _tool(name: str) -> str:
 
 
 def extract_sources(data: np.ndarray, fwhm: float, mask: np.ndarray | None = None,
-                    nsigma: float = 8.0, limit: int = 80) -> Sources:
-    """The brightest point sources of an image, for the solver and for matching."""
+                    nsigma: float = 8.0, limit: int = 80, error: np.ndarray | None = None) -> Sources:
+    """The brightest point sources of an image, for the solver and for matching.
+
+    With ``error`` (the frame's noise per pixel) stars are found on the signal-to-noise
+    image: a flat-fielded frame's vignetted corners are noisier than its centre, and one
+    threshold for the whole frame finds their noise peaks before a short exposure's stars.
+    """
     from photutils.centroids import centroid_2dg, centroid_sources
     from photutils.detection import DAOStarFinder
 
     values = np.asarray(data, dtype=np.float32)
     _, median, std = sigma_clipped_stats(values, mask=mask, sigma=3.0, maxiters=3)
-    finder = DAOStarFinder(fwhm=max(fwhm, 1.0), threshold=nsigma * std, exclude_border=True)
-    table = finder(values - median, mask=mask)
+    detect, threshold = values - median, nsigma * std
+    if error is not None:
+        noise = np.asarray(error, dtype=np.float32)
+        bad = ~np.isfinite(noise) | (noise <= 0) | ~np.isfinite(values)
+        mask = bad if mask is None else (np.asarray(mask, bool) | bad)
+        detect = np.where(mask, 0.0, detect / np.where(bad, 1.0, noise)).astype(np.float32)
+        threshold = nsigma
+    finder = DAOStarFinder(fwhm=max(fwhm, 1.0), threshold=threshold, exclude_border=True)
+    table = finder(detect, mask=mask)
     if table is None or len(table) == 0:
         return Sources(np.array([]), np.array([]), np.array([]))
     table.sort("flux", reverse=True)
@@ -92,19 +106,54 @@ def extract_sources(data: np.ndarray, fwhm: float, mask: np.ndarray | None = Non
     return Sources(xs[good], ys[good], np.asarray(table["flux"])[good])
 
 
+_BANDS = {"U", "B", "V", "R", "I", "J", "H", "K", "Ks", "G", "BP", "RP", "u", "g", "r", "i", "z", "y"}
+
+
+def _is_magnitude(name: str) -> bool:
+    """mag, R, V, Gmag, phot_g_mean_mag, rmag, NII_658 ...: what a catalogue's magnitude may be
+    called; errors and flags of one are not."""
+    low = name.lower()
+    if low.startswith(("e_", "err", "sig", "flag")) or low.endswith(("err", "error", "flag", "_e")):
+        return False
+    return "mag" in low or name in _BANDS or re.fullmatch(r"[A-Za-z]*_?\d{3,4}(_\d+)?", name) is not None
+
+
+def magnitude_column(table: Table, catalogue: Path, chosen: str | None = None) -> str:
+    """The column that orders the stars: the one asked for, else the catalogue's only
+    magnitude (``R`` among several, nota's old default); else an error naming them."""
+    names = table.colnames
+    if chosen:
+        if chosen not in names:
+            raise NotaError(f"{catalogue}: no column {chosen!r} (columns: {', '.join(names)})")
+        return chosen
+    found = [n for n in names if table[n].dtype.kind in "fiu" and _is_magnitude(n)]
+    if len(found) == 1:
+        return found[0]
+    if "R" in found:
+        return "R"
+    if not found:
+        raise NotaError(f"{catalogue}: no magnitude column among its columns {', '.join(names)}:"
+                        " name one with --mag-column")
+    raise NotaError(f"{catalogue}: {len(found)} magnitude columns ({', '.join(found)}):"
+                    " choose one with --mag-column")
+
+
 def build_index(catalogue: Path, out_dir: Path, *, index_id: int = 9000,
-                scales: tuple[int, ...] = (0, 1, 2), mag_column: str = "R") -> list[Path]:
+                scales: tuple[int, ...] = (0, 1, 2), mag_column: str | None = None) -> list[Path]:
     """astrometry.net index files from a catalogue (CSV or FITS with ra, dec and a magnitude).
 
+    The magnitude is ``mag_column``, else the catalogue's only magnitude-like column.
     Scale numbers follow astrometry.net (0: quads of 2-2.8 arcmin, 1: 2.8-4, 2: 4-5.6 ...):
     ALFOSC's 6.4 arcmin field is solved by quads of a few arcminutes.
     """
     tool = _tool("build-astrometry-index")
     out_dir.mkdir(parents=True, exist_ok=True)
     table = Table.read(catalogue, format="ascii.csv" if catalogue.suffix == ".csv" else None)
-    for column in ("ra", "dec", mag_column):
+    for column in ("ra", "dec"):
         if column not in table.colnames:
-            raise NotaError(f"{catalogue}: no column {column!r} (need ra, dec and a magnitude)")
+            raise NotaError(f"{catalogue}: no column {column!r} (need ra, dec and a magnitude;"
+                            f" columns: {', '.join(table.colnames)})")
+    mag_column = magnitude_column(table, catalogue, mag_column)
     fits_catalogue = out_dir / f"{catalogue.stem}.cat.fits"
     Table({"RA": np.asarray(table["ra"], float), "DEC": np.asarray(table["dec"], float),
            "MAG": np.asarray(table[mag_column], float)}).write(fits_catalogue, overwrite=True)
@@ -121,11 +170,14 @@ def build_index(catalogue: Path, out_dir: Path, *, index_id: int = 9000,
 
 
 def solve(sources: Sources, shape: tuple[int, int], *, index_dir: Path, ra: float, dec: float,
-          scale: float, radius_deg: float = 0.5, sip_order: int = 0, timeout: float = 60.0) -> WCS | None:
+          scale: float, radius_deg: float = 0.5, sip_order: int = 0, timeout: float = 60.0,
+          odds_to_solve: float = 1e9) -> WCS | None:
     """The WCS of an image from its star positions, or None when it does not solve.
 
     ``ra``/``dec`` (degrees) and ``scale`` (arcsec/pixel) come from the header and the
     profile; the solver tries scales within 10 % and centres within ``radius_deg``.
+    ``odds_to_solve`` is astrometry.net's verification threshold: a field of five or six
+    stars cannot reach its default, so a lower one is only for answers checked after.
     """
     tool = _tool("solve-field")
     if len(sources.x) < 5:
@@ -145,6 +197,7 @@ def solve(sources: Sources, shape: tuple[int, int], *, index_dir: Path, ra: floa
             "--x-column", "X", "--y-column", "Y", "--sort-column", "FLUX",
             "--scale-units", "arcsecperpix", "--scale-low", str(scale * 0.9), "--scale-high", str(scale * 1.1),
             "--ra", str(ra), "--dec", str(dec), "--radius", str(radius_deg),
+            "--odds-to-solve", f"{odds_to_solve:g}",
             "--cpulimit", str(int(timeout)), "--new-fits", "none", "--corr", "none", "--rdls", "none",
             "--match", "none", "--index-xyls", "none", "--solved", "none",
         ]
@@ -214,3 +267,4 @@ def match_residuals(wcs: WCS, sources: Sources, ra: np.ndarray, dec: np.ndarray,
 
     kept = offsets[~sigma_clip(offsets, sigma=3.0, maxiters=5).mask]
     return int(kept.size), float(np.sqrt(np.mean(kept**2)))
+

@@ -88,16 +88,37 @@ class Frame:
 
 def plan(context) -> list[Task]:
     """Every standard and science frame associated to its masters: standards first, so each
-    science frame knows the key of its night's solution."""
+    science frame knows the key of its night's solution; within each, a frame's astrometric
+    anchors before it (they have fewer anchors of their own), so it knows their keys."""
     masters = {t.group_id: t for step in ("master_bias", "master_dark", "master_flat") for t in context.planned(step)}
     chosen = association.associations(context.archive)
     facts = frame_facts(context.archive, chosen)
     frames = [facts[i] for i in sorted(chosen) if i in facts]
-    standards = [_task(context, f, chosen[f["file_id"]], masters, {}) for f in frames if f["kind"] == "standard"]
+    links = _anchor_links(context, frames)
+    by_file: dict[int, Task] = {}
+
+    def planned(f: dict, solutions: dict) -> Task:
+        anchored = {role: by_file[a].key for role, a in links.get(f["file_id"], {}).items() if a in by_file}
+        by_file[f["file_id"]] = _task(context, f, chosen[f["file_id"]], masters, solutions, anchored)
+        return by_file[f["file_id"]]
+
+    in_order = sorted(frames, key=lambda f: len(links.get(f["file_id"], {})))
+    standards = [planned(f, {}) for f in in_order if f["kind"] == "standard"]
     solutions = photometric_calibration.solution_keys(context, standards) if context.options.photometry else {}
-    others = [_task(context, f, chosen[f["file_id"]], masters, solutions) for f in frames if f["kind"] != "standard"]
-    by_file = {t.file_id: t for t in standards + others}
+    for f in in_order:
+        if f["kind"] != "standard":
+            planned(f, solutions)
     return [by_file[f["file_id"]] for f in frames]
+
+
+def _anchor_links(context, frames: list[dict]) -> dict[int, dict[str, int]]:
+    """file_id -> {role: anchor's file_id} for the frames that will be solved."""
+    solvable = []
+    for f in frames:
+        params = astrometry.params_for(context.profile(f["instrument"]), context.options, f)
+        if params is not None:
+            solvable.append(dict(f, scale=params.pixel_scale))
+    return astrometry.anchors(solvable, lambda f: context.profile(f["instrument"])) if solvable else {}
 
 
 def frame_params(context, profile: Profile, facts: dict, photometry: bool,
@@ -116,7 +137,8 @@ def frame_params(context, profile: Profile, facts: dict, photometry: bool,
     )
 
 
-def _task(context, facts: dict, chosen: dict, masters: dict[int, Task], solutions: dict[tuple, str]) -> Task:
+def _task(context, facts: dict, chosen: dict, masters: dict[int, Task], solutions: dict[tuple, str],
+          anchored: dict[str, str]) -> Task:
     profile = context.profile(facts["instrument"])
     solution = solutions.get((facts["night"], facts["filter"]))
     dark = masters.get(chosen.get("master_dark", (None,))[0])
@@ -136,12 +158,13 @@ def _task(context, facts: dict, chosen: dict, masters: dict[int, Task], solution
         needs[purpose] = masters[group_id].key
     if solution is not None:
         needs["calibration"] = solution
+    needs.update(anchored)  # the frames whose WCS it takes when it does not solve
     raw = raw_frame(context.archive, facts["file_id"])
     key = recipe_key(NAME, VERSION, params, [raw.content_hash], needs)
     output = product_path(context.root, facts["night"], NAME, product_name("fzt_", facts["filename"]))
     return Task(NAME, key, output, facts["night"], facts["filter"], params, (raw,),
                 header=record.header_of(context.archive, raw.file_id), file_id=facts["file_id"],
-                needs=needs, optional=frozenset({"calibration"}), failure=failure)
+                needs=needs, optional=frozenset({"calibration", *astrometry.ANCHOR_ROLES}), failure=failure)
 
 
 def mid_airmass(facts: dict, profile: Profile) -> float | None:
