@@ -22,7 +22,7 @@ _COMMON_FRAME_COLUMNS = {
     "kind_rule": "The profile rule that decided the kind, in words.",
     "filter": "Filter in the beam, resolved from the wheel ids (R = Bessell R #76, NII_658 = [NII] #78, 661_5 = #49); empty when all wheels are open.",
     "filter_ids": "NOT filter numbers in the beam (ALFLTID/FAFLTID/FBFLTID), e.g. 78.",
-    "exptime": "Exposure time.",
+    "exptime": "Exposure time, seconds.",
     "date_obs": "Start of the exposure (UTC).",
     "mjd": "Modified Julian date of the start of the exposure.",
     "airmass": "Airmass at the start of the exposure (sec z), from the header.",
@@ -31,8 +31,8 @@ _COMMON_FRAME_COLUMNS = {
     "binning": "On-chip binning, columns x rows.",
     "object": "The observers' OBJECT, typos and all.",
     "imagetyp": "IMAGETYP as written (ALFOSC sets it only for biases).",
-    "ra": "Telescope pointing, right ascension.",
-    "dec": "Telescope pointing, declination.",
+    "ra": "Telescope pointing, right ascension, degrees.",
+    "dec": "Telescope pointing, declination, degrees.",
     "content_hash": "XXH3-128 of the file's bytes: the same hash means the same content.",
     "ccd_temp": "Detector temperature at the start of the exposure (CCD-TEMP), when the camera writes it.",
 }
@@ -41,7 +41,8 @@ _TABLES: dict[str, dict[str, Any]] = {
     "frames": {
         "description": "Every good raw frame, normalised: what you select on. One row per file that ingest read.",
         "columns": _COMMON_FRAME_COLUMNS,
-        "units": {"exptime": "s", "ra": "degree", "dec": "degree"},
+        # No "units" here: Datasette formats each value with pint, a third of the page's
+        # time at a year's scale (bench/scale.py); the descriptions say the units instead.
         "facets": ["night", "kind", "filter", "object"],
         "sort": "date_obs",
     },

@@ -184,5 +184,6 @@ CREATE TABLE products_roots (
     root       TEXT PRIMARY KEY,
     claimed_at TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS files_status ON files (status);
 """),
 ]

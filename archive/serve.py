@@ -21,6 +21,10 @@ SETTINGS = {
     "default_page_size": 100,
     "allow_download": False,
     "num_sql_threads": 3,
+    # Suggested facets try every column of a page's rows (three kinds of facet each): two
+    # thirds of the frames page's time on a year's archive (bench/scale.py). The configured
+    # facets stay, and any column can still be faceted from its menu.
+    "suggest_facets": False,
 }
 
 

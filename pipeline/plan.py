@@ -47,6 +47,9 @@ class PlanContext:
     archive: Archive
     options: ReduceOptions
     tasks: dict[str, list[Task]] = field(default_factory=dict)  # by step NAME
+    # One plan reads each profile once: the search stats every profile file per call, a
+    # tenth of planning a year's archive (bench/scale.py).
+    _profiles: dict[str | None, Profile] = field(default_factory=dict, repr=False)
 
     @property
     def root(self) -> Path:
@@ -55,11 +58,14 @@ class PlanContext:
     def profile(self, instrument: str | None) -> Profile:
         """The profile that reads this instrument's frames (found once, then cached); its
         [reduce] may only hold the steps' tables."""
+        if instrument in self._profiles:
+            return self._profiles[instrument]
         profile = profile_named(instrument)
         unknown = sorted(set(profile.reduce) - set(PROFILE_TABLES))
         if unknown:
             raise ProfileError(f"profile {profile.key}.toml: [reduce] has {unknown[0]!r}, which is no step's"
                                f" table (known: {', '.join(PROFILE_TABLES)})")
+        self._profiles[instrument] = profile
         return profile
 
     def planned(self, step: str) -> list[Task]:
