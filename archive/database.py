@@ -159,13 +159,27 @@ def open_archive(path: str | Path) -> Archive:
         # A new archive's page size (fixed once the file exists): 16 KiB pages make the
         # headers table's B-tree shallower, a tenth off ingest's inserts.
         conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        _write_ahead_log(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         _bring_up_to_date(conn, path)
         conn.execute("PRAGMA foreign_keys = ON")
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(f"{path}: not a usable SQLite database ({exc})") from exc
     return Archive(path, conn, readonly=False)
+
+
+def _write_ahead_log(conn: sqlite3.Connection, patience: float = 30.0) -> None:
+    """Switch to WAL, waiting for the lock: SQLite answers "database is locked" at once here
+    (no busy timeout) while another process is making the same new archive."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _bring_up_to_date(conn: sqlite3.Connection, path: Path) -> None:
