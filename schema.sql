@@ -345,7 +345,8 @@ CREATE TABLE plots (
     product_id  INTEGER REFERENCES products (product_id) ON DELETE CASCADE,
     calibration_id INTEGER REFERENCES calibrations (calibration_id) ON DELETE CASCADE,
     png         BLOB NOT NULL,
-    made_at     TEXT NOT NULL
+    made_at     TEXT NOT NULL,
+    drawn_from  TEXT                      -- digest of what it was drawn from: unchanged, not redrawn
 );
 
 -- The photometric solution of each night and filter, from its standard stars:

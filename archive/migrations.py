@@ -184,6 +184,7 @@ CREATE TABLE products_roots (
     root       TEXT PRIMARY KEY,
     claimed_at TEXT NOT NULL
 ) WITHOUT ROWID;
+ALTER TABLE plots ADD COLUMN drawn_from TEXT;
 CREATE INDEX IF NOT EXISTS files_status ON files (status);
 """),
 ]

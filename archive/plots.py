@@ -14,7 +14,7 @@ from nota.archive.provenance import utc_now
 
 log = logging.getLogger(__name__)
 
-__all__ = ["delete_plots", "write_plot"]
+__all__ = ["delete_plots", "write_plot", "drawn_from", "keep_only"]
 
 
 def delete_plots(archive: Archive, subject: str) -> None:
@@ -24,11 +24,25 @@ def delete_plots(archive: Archive, subject: str) -> None:
 
 def write_plot(archive: Archive, subject: str, title: str, png: bytes, *, night: str | None = None,
                group_id: int | None = None, product_id: int | None = None,
-               calibration_id: int | None = None, made_at: str | None = None) -> int:
-    """Store one plot; returns its plot_id."""
+               calibration_id: int | None = None, made_at: str | None = None,
+               digest: str | None = None) -> int:
+    """Store one plot (``digest``: of what it was drawn from); returns its plot_id."""
     cursor = archive.conn.execute(
-        "INSERT INTO plots (subject, title, night, group_id, product_id, calibration_id, png, made_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (subject, title, night, group_id, product_id, calibration_id, png, made_at or utc_now()),
+        "INSERT INTO plots (subject, title, night, group_id, product_id, calibration_id, png, made_at, drawn_from)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (subject, title, night, group_id, product_id, calibration_id, png, made_at or utc_now(), digest),
     )
     return int(cursor.lastrowid)
+
+
+def drawn_from(archive: Archive, subject: str) -> dict[int, str | None]:
+    """Each group's plot of a subject, by group_id: the digest it was drawn from."""
+    return dict(archive.conn.execute("SELECT group_id, drawn_from FROM plots WHERE subject = ?"
+                                     " AND group_id IS NOT NULL", (subject,)).fetchall())
+
+
+def keep_only(archive: Archive, subject: str, group_ids: set[int]) -> None:
+    """Remove a subject's plots of every group but these (to be drawn again, or gone)."""
+    marks = ",".join("?" * len(group_ids))
+    archive.conn.execute(f"DELETE FROM plots WHERE subject = ? AND (group_id IS NULL OR group_id NOT IN ({marks}))",
+                         (subject, *group_ids))

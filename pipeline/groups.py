@@ -8,6 +8,7 @@ illumination patterns side by side (a rotated filter stands out) for the catalog
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from nota.archive import provenance
 from nota.archive.association import associate
 from nota.archive.database import Archive
 from nota.archive.groups import grouping_inputs, flat_pattern_members, rebuild_groups
-from nota.archive.plots import delete_plots, write_plot
+from nota.archive.plots import drawn_from, keep_only, write_plot
 from nota.archive.selections import sync_shipped_selections
 
 log = logging.getLogger(__name__)
@@ -60,11 +61,24 @@ def build_groups(archive: Archive) -> GroupReport:
 
 
 def _plot_flat_patterns(archive: Archive) -> None:
-    """Each flat group's illumination patterns side by side: a rotated filter stands out."""
+    """Each flat group's illumination patterns side by side: a rotated filter stands out.
+
+    A group whose members, patterns and choices are those its plot was drawn from keeps
+    it: a year's archive regroups after every ingest, and redrawing hundreds of plots
+    each time would be most of the work.
+    """
     from nota.reduce.plots import flat_patterns_png
 
-    delete_plots(archive, "flat_patterns")
+    drawn = drawn_from(archive, "flat_patterns")
+    todo, keep = [], set()
     for group_id, key, night, members in flat_pattern_members(archive):
+        digest = hashlib.sha256(json.dumps([key, members]).encode()).hexdigest()[:24]
+        if drawn.get(group_id) == digest:
+            keep.add(group_id)
+        else:
+            todo.append((group_id, key, night, members, digest))
+    keep_only(archive, "flat_patterns", keep)
+    for group_id, key, night, members, digest in todo:
         patterns = [(name, np.array(json.loads(p)), included) for name, p, included in members]
         shapes = {p.shape for _, p, _ in patterns}
         if not patterns or len(shapes) != 1:
@@ -72,4 +86,4 @@ def _plot_flat_patterns(archive: Archive) -> None:
         included = [p for _, p, inc in patterns if inc]
         reference = np.median(included, axis=0) if included else None
         write_plot(archive, "flat_patterns", f"Illumination patterns of {key}",
-                   flat_patterns_png(patterns, reference), night=night, group_id=group_id)
+                   flat_patterns_png(patterns, reference), night=night, group_id=group_id, digest=digest)

@@ -215,3 +215,24 @@ def test_selections(night_db):
     assert refused.exit_code == 1 and "Error:" in refused.output
     db = open_archive(night_db)
     assert db.conn.execute("SELECT count(*) FROM files").fetchone()[0] == 134
+
+
+def test_a_regrouping_redraws_only_the_flat_plots_whose_groups_changed(night_db):
+    def plots(db):
+        return dict(db.conn.execute(
+            "SELECT g.group_key, p.plot_id FROM plots p JOIN calibration_groups g USING (group_id)"
+            " WHERE p.subject = 'flat_patterns'").fetchall())
+
+    with open_archive(night_db) as db:
+        build_groups(db)
+        before = plots(db)
+        build_groups(db)
+        assert plots(db) == before and before  # nothing changed: nothing redrawn
+        member = db.one("SELECT f.name, g.group_key FROM group_members m JOIN files f USING (file_id)"
+                        " JOIN calibration_groups g USING (group_id) WHERE g.purpose = 'master_flat'"
+                        " AND m.included = 1 ORDER BY g.group_key LIMIT 1")
+        set_override(db, member["name"], "exclude", "a test")
+        build_groups(db)
+        after = plots(db)
+    assert set(after) == set(before)
+    assert {k for k in after if after[k] != before[k]} == {member["group_key"]}
