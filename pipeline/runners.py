@@ -19,12 +19,22 @@ from nota.pipeline.worker import Work, execute
 __all__ = ["Local", "Dask", "runner_for"]
 
 
+def _openmp_loaded() -> bool:
+    """Whether an OpenMP runtime is in this process (astroscrappy's, once a frame was cleaned
+    here, as a notebook may): its thread pool does not survive a fork, and ``threading`` does
+    not see it. (OpenBLAS's pool, there from numpy's import, does.)"""
+    from threadpoolctl import threadpool_info
+
+    return any(library.get("user_api") == "openmp" for library in threadpool_info())
+
+
 def _worker_context():
     """How worker processes start: forked from this process when it runs no other thread
     (instant: nota is already imported), else from a fork server that imports nota once
-    (a thread, such as a progress bar's, holding a lock at the fork would leave it held in
-    the child). Either way no database handle is used by a worker."""
-    if threading.active_count() == 1:
+    (a thread holding a lock at the fork, such as a progress bar's, or an OpenMP pool,
+    would leave it held in the child: a forked worker hung in its first L.A.Cosmic).
+    Either way no database handle is used by a worker."""
+    if threading.active_count() == 1 and not _openmp_loaded():
         return multiprocessing.get_context("fork")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["nota.pipeline.worker", "nota.pipeline.steps.reduce_frame",

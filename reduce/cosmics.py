@@ -1,4 +1,4 @@
-"""Cleaning cosmic rays from a single frame: L.A.Cosmic, then sparing the stars.
+"""Cleaning cosmic rays from a single frame: L.A.Cosmic where it is needed, sparing the stars.
 
 The lecture removes cosmic rays by combining three or more aligned exposures when they
 exist (``nota.reduce.stack``) and otherwise cleans each frame on its own; this module is
@@ -12,6 +12,12 @@ flagged pixels is then tested: a star profile at the frame's own FWHM (measured 
 bright stars) against any sharper profile; groups that fit the seeing about as well as
 they fit something sharper are stars and are kept.
 Known star positions (a catalogue through the WCS) can also be protected outright.
+
+Hits are rare (~100 tracks on a 300 s full-size frame), so L.A.Cosmic's first-pass test is
+evaluated only where the Laplacian could pass it, the star test drops the candidates that
+are stars, and astroscrappy runs, every iteration, on small tiles around the rest: it flags
+what a whole-frame run flags (but for that run's artefacts on its mirrored 4-px border) in
+1.2-1.3 s of CPU per full-size frame instead of 5.2 s (0.19 s instead of 0.93 s per small one).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 from scipy import ndimage
@@ -48,11 +55,15 @@ class CosmicsParameters:
     undersampled stars it does not separate them from hits (the star test does).
     ``star_margin`` is the chi-square margin by which a sharper-than-seeing profile must
     beat the seeing profile for a group to stay a cosmic ray: higher keeps more stars and
-    loses more faint hits. At 1.0 on the simulated night's 56 science and standard frames:
-    96 % of the hit pixels 5 sigma above their noise cleaned, no pixel of stars 50 sigma
-    bright flagged (0.4 % of those of stars from 20 sigma, cosmic-ray-hit stars included).
+    loses more faint hits. At 1.0, on a night's 56 science and standard frames: 96.9 % of
+    the hit pixels 5 sigma above their noise cleaned, 0.011-0.013 % of the pixels of stars
+    50 sigma bright flagged (two full-size nights); 95.9 % and none on the small night.
     ``fwhm`` None means measure it on the frame; ``fwhm_tolerance`` is the fractional
     range allowed around it; ``psf_beta`` the Moffat index of the star profile.
+    ``tiled`` False runs L.A.Cosmic on the whole frame (the reference, ~15x the CPU);
+    ``prefilter`` is the fraction of ``sigclip`` and ``objlim`` a candidate must reach in
+    the first-pass test; ``tile_margin`` the context in px that L.A.Cosmic gets around each
+    candidate group (its flags are kept up to half of it).
     """
 
     sigclip: float = 4.0
@@ -67,11 +78,14 @@ class CosmicsParameters:
     model_floor: float = 0.03  # fractional profile error added to the noise in the fits
     protect_radius: float = 1.5  # in FWHM, around given star positions
     pad: int = 4  # mirrored border, so hits on the first pixels are found
+    tiled: bool = True
+    prefilter: float = 1.0
+    tile_margin: int = 10
 
 
 @lru_cache(maxsize=4)
 def _templates(beta: float) -> np.ndarray:
-    """Pixel-integrated Moffat profiles, (fwhm, centre, 25) normalised to unit sum."""
+    """Pixel-integrated Moffat profiles, (fwhm x centre, 25) normalised to unit sum."""
     nsub = 9
     sub = (np.arange(nsub) + 0.5) / nsub - 0.5
     grid = np.arange(-_HALF, _HALF + 1)
@@ -88,22 +102,27 @@ def _templates(beta: float) -> np.ndarray:
                 prof = prof.reshape(n, nsub, n, nsub).sum(axis=(1, 3)).ravel()
                 out[a, k] = prof / prof.sum()
                 k += 1
-    return out
+    return out.reshape(-1, n * n)
 
 
-def _profile_chi2(box: np.ndarray, var: np.ndarray, beta: float) -> np.ndarray:
-    """Best chi-square per FWHM of amplitude x profile + constant over a 5x5 box; pixels of
-    infinite variance weigh nothing, and a box with too few left fits nothing (inf)."""
+def _profile_chi2(boxes: np.ndarray, var: np.ndarray, beta: float) -> np.ndarray:
+    """Best chi-square per FWHM of amplitude x profile + constant, for (n, 25) boxes at once
+    (the weighted sums are matrix products with the templates); pixels of infinite variance
+    weigh nothing, and a box with too few left fits nothing (inf). Returns (n, FWHMs)."""
     t = _templates(beta)
-    w, b = 1.0 / var.ravel(), box.ravel()
-    stt, st, s1 = (t * t * w).sum(-1), (t * w).sum(-1), w.sum()
-    stb, sb = (t * w * b).sum(-1), (w * b).sum()
+    w = 1.0 / var
+    b = boxes - np.median(boxes, axis=1, keepdims=True)  # the constant absorbs it: less cancellation
+    wb = w * b
+    stt, st, stb = w @ (t * t).T, w @ t.T, wb @ t.T
+    s1, sb, sbb = w.sum(1)[:, None], wb.sum(1)[:, None], (wb * b).sum(1)[:, None]
     det = stt * s1 - st * st
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         amp = (stb * s1 - st * sb) / det
         level = (stt * sb - st * stb) / det
-        chi2 = (((b - (amp[..., None] * t + level[..., None])) ** 2) * w).sum(-1)
-    return np.where((amp > 0) & np.isfinite(chi2), chi2, np.inf).min(-1)
+        chi2 = (sbb - 2 * amp * stb - 2 * level * sb + amp * amp * stt
+                + 2 * amp * level * st + level * level * s1)
+    chi2 = np.where((amp > 0) & np.isfinite(chi2), np.maximum(chi2, 0), np.inf)
+    return chi2.reshape(len(boxes), _FWHM_GRID.size, -1).min(-1)
 
 
 def _finite(data: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -116,16 +135,30 @@ def _finite(data: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(bad, fill, data), np.where(bad, np.inf, var)
 
 
-def _box(data: np.ndarray, var: np.ndarray, y: int, x: int, floor: float):
-    box = data[y - _HALF:y + _HALF + 1, x - _HALF:x + _HALF + 1]
-    excess = np.clip(box - np.median(box), 0, None)
-    return box, var[y - _HALF:y + _HALF + 1, x - _HALF:x + _HALF + 1] + (floor * excess) ** 2
+def _reflect(i: np.ndarray, n: int) -> np.ndarray:
+    """Indices reflected into 0..n-1 as numpy's 'reflect' pads (-1 is 1, n is n - 2)."""
+    i = np.abs(i)
+    return np.where(i > n - 1, 2 * (n - 1) - i, i)
+
+
+def _window(centres: np.ndarray, n: int, half: int) -> np.ndarray:
+    """Indices of the (len, 2 half + 1) windows around ``centres``, mirrored at the edges."""
+    return _reflect(centres[:, None] + np.arange(-half, half + 1), n)
+
+
+def _boxes(data: np.ndarray, var: np.ndarray, ys: np.ndarray, xs: np.ndarray, floor: float):
+    """The 5x5 boxes centred on (ys, xs), (n, 25), and their variance with the profile error."""
+    yy, xx = _window(ys, data.shape[0], _HALF)[:, :, None], _window(xs, data.shape[1], _HALF)[:, None, :]
+    box = data[yy, xx].reshape(len(ys), -1).astype(np.float64)
+    excess = np.clip(box - np.median(box, axis=1, keepdims=True), 0, None)
+    return box, var[yy, xx].reshape(len(ys), -1).astype(np.float64) + (floor * excess) ** 2
 
 
 def _variance(ccd: CCDData, gain: float, read_noise: float) -> np.ndarray:
     if ccd.uncertainty is not None:
-        return np.asarray(ccd.uncertainty.array, dtype=np.float64) ** 2
-    return (np.clip(ccd.data * gain, 0, None) + read_noise**2) / gain**2
+        return np.square(np.asarray(ccd.uncertainty.array, dtype=np.float32))
+    data = np.asarray(ccd.data, dtype=np.float32)
+    return (np.clip(data * np.float32(gain), 0, None) + np.float32(read_noise**2)) / np.float32(gain**2)
 
 
 def estimate_fwhm(ccd: CCDData, *, gain: float = 1.0, read_noise: float = 0.0,
@@ -135,21 +168,27 @@ def estimate_fwhm(ccd: CCDData, *, gain: float = 1.0, read_noise: float = 0.0,
     Cosmic rays fit badly at such signal-to-noise or fit narrower than 0.7 px, so they
     drop out without knowing where the stars are. None when no peak qualifies.
     """
-    data, var = _finite(np.asarray(ccd.data, dtype=np.float64), _variance(ccd, gain, read_noise))
+    data, var = _finite(np.asarray(ccd.data, dtype=np.float32), _variance(ccd, gain, read_noise))
     unusable = np.isinf(var) if ccd.mask is None else np.isinf(var) | np.asarray(ccd.mask, bool)
+    return _fwhm(data, var, unusable, beta, snr, floor)
+
+
+def _fwhm(data: np.ndarray, var: np.ndarray, unusable: np.ndarray, beta: float, snr: float,
+          floor: float, level: float | None = None) -> float | None:
     bad = ndimage.binary_dilation(unusable, iterations=3) if unusable.any() else unusable
+    level = np.median(data) if level is None else level
     peaks = (data == ndimage.maximum_filter(data, size=5)) & ~bad
-    peaks &= (data - np.median(data)) > snr * np.sqrt(var)
-    e = _HALF + 1
-    peaks[:e], peaks[-e:], peaks[:, :e], peaks[:, -e:] = False, False, False, False
-    widths = []
-    for y, x in zip(*np.nonzero(peaks)):
-        box, v = _box(data, var, y, x, floor)
-        chi2 = _profile_chi2(box, v, beta)
-        best = np.argmin(chi2)
-        if chi2[best] / (box.size - 3) < 5.0 and _FWHM_GRID[best] > 0.7:
-            widths.append(_FWHM_GRID[best])
-    return float(np.median(widths)) if widths else None
+    peaks &= (data - np.float32(level)) > np.float32(snr) * np.sqrt(var)
+    peaks[:_HALF + 1], peaks[-_HALF - 1:], peaks[:, :_HALF + 1], peaks[:, -_HALF - 1:] = False, False, False, False
+    ys, xs = np.nonzero(peaks)
+    if not ys.size:
+        return None
+    box, v = _boxes(data, var, ys, xs, floor)
+    chi2 = _profile_chi2(box, v, beta)
+    best = np.argmin(chi2, axis=1)
+    good = chi2[np.arange(ys.size), best] / (box.shape[1] - 3) < 5.0
+    widths = _FWHM_GRID[best][good & (_FWHM_GRID[best] > 0.7)]
+    return float(np.median(widths)) if widths.size else None
 
 
 def star_like_groups(data: np.ndarray, var: np.ndarray, flagged: np.ndarray, fwhm: float | None,
@@ -159,27 +198,124 @@ def star_like_groups(data: np.ndarray, var: np.ndarray, flagged: np.ndarray, fwh
     Each 8-connected group is judged on the 5x5 box around its brightest pixel:
     chi2(profile at the seeing) - chi2(any sharper profile) < ``star_margin`` means a star.
     """
-    p = _HALF
-    labels, n = ndimage.label(np.pad(flagged, p), structure=np.ones((3, 3), bool))
+    d, v = _finite(np.asarray(data, np.float32), np.asarray(var, np.float32))
+    return _star_like(d, v, flagged, fwhm, params)
+
+
+def _star_like(d: np.ndarray, v: np.ndarray, flagged: np.ndarray, fwhm: float | None,
+               params: CosmicsParameters) -> np.ndarray:
+    labels, n = ndimage.label(flagged, structure=np.ones((3, 3), bool))
     if n == 0:
         return np.zeros(flagged.shape, bool)
-    d, v = _finite(np.asarray(data, np.float64), np.asarray(var, np.float64))
-    d, v = np.pad(d, p, mode="reflect"), np.pad(v, p, mode="reflect")
+    ys, xs = np.nonzero(labels)
+    first = np.lexsort((-d[ys, xs], group := labels[ys, xs]))  # by group, brightest first
+    first = first[np.r_[True, group[first][1:] != group[first][:-1]]]
+    ys, xs = ys[first], xs[first]
     if fwhm is None:  # no seeing measured: anything from 0.9 px up counts as a star
         seeing = _FWHM_GRID >= 0.9
     else:
         tol = params.fwhm_tolerance
         seeing = (_FWHM_GRID >= fwhm * (1 - tol)) & (_FWHM_GRID <= fwhm * (1 + tol))
     sharper = _FWHM_GRID < _FWHM_GRID[seeing].min()
-    star = np.zeros(n + 1, bool)
-    for i, sl in enumerate(ndimage.find_objects(labels), 1):
-        inside = np.where(labels[sl] == i, d[sl], -np.inf)
-        iy, ix = np.unravel_index(np.argmax(inside), inside.shape)
-        box, bv = _box(d, v, sl[0].start + iy, sl[1].start + ix, params.model_floor)
-        chi2 = _profile_chi2(box, bv, params.psf_beta)
-        with np.errstate(invalid="ignore"):  # inf - inf: nothing fits, so no star
-            star[i] = chi2[seeing].min() - chi2[sharper].min() < params.star_margin
-    return star[labels][p:-p, p:-p]
+    box, bv = _boxes(d, v, ys, xs, params.model_floor)
+    chi2 = _profile_chi2(box, bv, params.psf_beta)
+    with np.errstate(invalid="ignore"):  # inf - inf: nothing fits, so no star
+        star = np.concatenate([[False], chi2[:, seeing].min(1) - chi2[:, sharper].min(1) < params.star_margin])
+    return star[labels]
+
+
+def _sepmed(windows: np.ndarray, width: int) -> np.ndarray:
+    """astroscrappy's separable median (rows, then columns) over the last two axes of windows."""
+    rows = np.median(sliding_window_view(windows, width, axis=-1), axis=-1)
+    return np.median(sliding_window_view(rows, width, axis=-2), axis=-1)
+
+
+def candidates(data: np.ndarray, var: np.ndarray, bad: np.ndarray, gain: float,
+               params: CosmicsParameters) -> np.ndarray:
+    """The pixels that pass L.A.Cosmic's first-pass test (astroscrappy's, separable medians),
+    evaluated on their own windows: the subsampled Laplacian is computed at the frame's own
+    resolution, and only the pixels where it beats a lower bound of the noise (the least
+    variance of 8 px blocks around each 7x7 window) are looked at further."""
+    c = data * np.float32(gain)
+    p = np.pad(c, 1, mode="edge")
+    up, down, left, right, two = p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:], 2 * c
+    lplus = (np.maximum(two - left - up, 0) + np.maximum(two - right - up, 0)
+             + np.maximum(two - left - down, 0) + np.maximum(two - right - down, 0)) * np.float32(0.25)
+    ny, nx = c.shape
+    b = 8
+    ve = var * np.float32(gain * gain)
+    v = np.pad(ve, ((0, -ny % b), (0, -nx % b)), mode="edge")
+    low = v.reshape(v.shape[0] // b, b, v.shape[1] // b, b).min(axis=(1, 3))
+    low = ndimage.minimum_filter(low, size=3, mode="nearest")
+    low = np.sqrt(np.maximum(low, 1e-5)).repeat(b, 0).repeat(b, 1)[:ny, :nx]
+    ys, xs = np.nonzero((lplus > 2 * low * (params.prefilter * params.sigclip)) & ~bad)
+    out = np.zeros(c.shape, bool)
+    if not ys.size:
+        return out
+
+    def around(a: np.ndarray, half: int) -> np.ndarray:
+        return a[_window(ys, ny, half)[:, :, None], _window(xs, nx, half)[:, None, :]]
+
+    # astroscrappy's own noise (separable 7x7 median of the variance): first at the pixel,
+    # which alone bounds the median-subtracted Laplacian there (its median is >= 0) ...
+    keep = lplus[ys, xs] > 2 * np.sqrt(np.maximum(_sepmed(around(ve, 3), 7)[:, 0, 0], 1e-5)) * (
+        params.prefilter * params.sigclip)
+    ys, xs = ys[keep], xs[keep]
+    # ... then on the 7x7 window, for the median it subtracts.
+    noise = np.sqrt(np.maximum(_sepmed(around(ve, 6), 7), 1e-5))
+    sw = around(lplus, 3) / (2 * noise)
+    sp = sw[:, 3, 3] - _sepmed(sw, 7)[:, 0, 0]
+    keep = sp > params.prefilter * params.sigclip
+    ys, xs, sp, noise = ys[keep], xs[keep], sp[keep], noise[keep, 3, 3]
+    f5 = _sepmed(around(c, 6), 5)  # (n, 9, 9): the fine structure's first median around the pixel
+    fine = np.maximum((f5[:, 4, 4] - _sepmed(f5, 9)[:, 0, 0]) / noise, 0.01)
+    keep = sp / fine > params.prefilter * params.objlim
+    out[ys[keep], xs[keep]] = True
+    return out
+
+
+def _tiles(seeds: np.ndarray, margin: int) -> tuple[list[tuple[int, int, int, int]], np.ndarray]:
+    """Rectangles (y0, y1, x0, x1) around the seed groups, merged where they overlap and
+    reaching past the frame's edges (mirrored there), and where their flags are kept:
+    within ``margin // 2`` px of a seed group's box."""
+    ny, nx = seeds.shape
+    area, near = np.zeros((ny + 2 * margin, nx + 2 * margin), bool), np.zeros(seeds.shape, bool)
+    labels, _ = ndimage.label(seeds, structure=np.ones((3, 3), bool))
+    k = margin // 2
+    for ys, xs in ndimage.find_objects(labels):
+        area[ys.start:ys.stop + 2 * margin, xs.start:xs.stop + 2 * margin] = True
+        near[max(ys.start - k, 0):ys.stop + k, max(xs.start - k, 0):xs.stop + k] = True
+    merged, _ = ndimage.label(area)
+    return [(ys.start - margin, ys.stop - margin, xs.start - margin, xs.stop - margin)
+            for ys, xs in ndimage.find_objects(merged)], near
+
+
+def _lacosmic(data: np.ndarray, var: np.ndarray, bad: np.ndarray, gain: float, read_noise: float, saturation: float,
+              params: CosmicsParameters, tiles: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """astroscrappy on the whole frame (mirrored by ``pad``), or on each tile; its flags
+    and cleaned values."""
+    import astroscrappy
+
+    def run(d, v, m):
+        return astroscrappy.detect_cosmics(
+            np.ascontiguousarray(d), inmask=np.ascontiguousarray(m), invar=np.ascontiguousarray(v),
+            sigclip=params.sigclip, sigfrac=params.sigfrac, objlim=params.objlim, gain=gain,
+            readnoise=read_noise, satlevel=saturation * gain, niter=params.niter,
+            cleantype=params.cleantype)
+
+    ny, nx, pad = *data.shape, params.pad
+    if tiles is None:
+        done = run(*(np.pad(a, pad, mode="reflect") for a in (data, var, bad)))
+        return tuple(a[pad:pad + ny, pad:pad + nx] for a in done)
+    flagged, cleaned = np.zeros(data.shape, bool), np.empty_like(data)
+    for y0, y1, x0, x1 in tiles:
+        where = np.ix_(_reflect(np.arange(y0, y1), ny), _reflect(np.arange(x0, x1), nx))
+        f, c = run(data[where], var[where], bad[where])
+        iy, ix = slice(max(y0, 0), min(y1, ny)), slice(max(x0, 0), min(x1, nx))
+        f, c = (a[iy.start - y0:iy.stop - y0, ix.start - x0:ix.stop - x0] for a in (f, c))
+        flagged[iy, ix] |= f
+        cleaned[iy, ix] = np.where(f, c, cleaned[iy, ix])
+    return flagged, cleaned
 
 
 def _protected(shape: tuple[int, int], stars: Iterable[tuple[float, float]], radius: float) -> np.ndarray:
@@ -212,55 +348,52 @@ def remove_cosmics(ccd: CCDData, *, gain: float, read_noise: float, saturation: 
     -------
     >>> clean, n = remove_cosmics(ccd, gain=0.73, read_noise=3.65, saturation=65000)
     """
-    import astroscrappy
+    import astroscrappy  # noqa: F401 -- loaded before the thread limits, which act on loaded libraries
+    from threadpoolctl import threadpool_limits
 
     if not isinstance(ccd, CCDData):
         raise TypeError("remove_cosmics needs a CCDData")
     if gain <= 0 or read_noise < 0:
         raise NotaError(f"gain {gain} and read noise {read_noise} must be positive")
-    params = params or CosmicsParameters()
-    if overrides:
-        known = {f.name for f in fields(CosmicsParameters)}
-        unknown = set(overrides) - known
-        if unknown:
-            raise TypeError(f"unknown cosmic-ray parameters: {sorted(unknown)}")
-        params = replace(params, **overrides)
+    unknown = set(overrides) - {f.name for f in fields(CosmicsParameters)}
+    if unknown:
+        raise TypeError(f"unknown cosmic-ray parameters: {sorted(unknown)}")
+    params = replace(params or CosmicsParameters(), **overrides)
 
     data = np.asarray(ccd.data, dtype=np.float32)
-    var = _variance(ccd, gain, read_noise).astype(np.float32)
+    var = _variance(ccd, gain, read_noise)
     old = np.zeros(data.shape, bool) if ccd.mask is None else np.asarray(ccd.mask, bool)
     bad = old | ~np.isfinite(data) | ~np.isfinite(var)
-    pad = params.pad
-
-    def padded(a: np.ndarray) -> np.ndarray:
-        return np.pad(a, pad, mode="reflect") if pad else a
-
-    flagged, cleaned = astroscrappy.detect_cosmics(
-        padded(np.where(bad, np.float32(np.median(data[~bad])), data)),
-        inmask=padded(bad), invar=padded(np.where(bad, np.float32(1), var)),
-        sigclip=params.sigclip, sigfrac=params.sigfrac, objlim=params.objlim,
-        gain=gain, readnoise=read_noise, satlevel=saturation * gain, niter=params.niter,
-        cleantype=params.cleantype,
-    )
-    if pad:
-        flagged, cleaned = flagged[pad:-pad, pad:-pad], cleaned[pad:-pad, pad:-pad]
-
-    fwhm = params.fwhm or estimate_fwhm(ccd, gain=gain, read_noise=read_noise, beta=params.psf_beta)
-    spared = star_like_groups(data, var, flagged, fwhm, params)
+    level = np.float32(np.median(data[~bad])) if not bad.all() else np.float32(0)
+    # Unusable pixels: the median to astroscrappy (which leaves them out) and, with infinite
+    # variance, nothing to the star test; computed once for every step here.
+    filled = np.where(bad, level, data)
+    weightless, unit = np.where(bad, np.float32(np.inf), var), np.where(bad, np.float32(1), var)
+    # One thread: a process per frame fills the cores, and OpenMP's start-up costs a small
+    # tile 30x its work; BLAS (the star test's products) likewise.
+    with threadpool_limits(limits=1):
+        fwhm = params.fwhm or _fwhm(filled, weightless, bad, params.psf_beta, 20.0, 0.03, level)
+        tiles = None
+        if params.tiled:
+            seeds = candidates(filled, unit, bad, gain, params)
+            seeds &= ~_star_like(filled, weightless, seeds, fwhm, params)
+            tiles, near = _tiles(seeds, params.tile_margin)
+        flagged, cleaned = _lacosmic(filled, unit, bad, gain, read_noise, saturation, params, tiles)
+        if tiles is not None:
+            flagged &= near
+        spared = _star_like(filled, weightless, flagged, fwhm, params)
     if stars is not None:
         spared |= _protected(data.shape, stars, params.protect_radius * (fwhm or 1.5))
     hits = flagged & ~spared & ~bad
     n = int(hits.sum())
-    log.debug("%d cosmic-ray pixels cleaned, %d flagged pixels spared as stars (FWHM %s)",
-              n, int((flagged & spared).sum()), fwhm)
+    log.debug("%d cosmic-ray pixels cleaned, %d flagged pixels spared as stars (FWHM %s, %s tiles)",
+              n, int((flagged & spared).sum()), fwhm, "no" if tiles is None else len(tiles))
 
     out = np.where(hits, cleaned.astype(np.float32), data)
     meta = ccd.meta.copy() if isinstance(ccd.meta, fits.Header) else fits.Header(ccd.meta)
     meta["NCOSMIC"] = (n, "pixels cleaned of cosmic rays")
-    meta.add_history(
-        f"nota: L.A.Cosmic sigclip={params.sigclip} sigfrac={params.sigfrac} "
-        f"objlim={params.objlim}; {n} px cleaned, star FWHM {fwhm}"
-    )
+    meta.add_history(f"nota: L.A.Cosmic sigclip={params.sigclip} sigfrac={params.sigfrac} "
+                     f"objlim={params.objlim}; {n} px cleaned, star FWHM {fwhm}")
     sigma = None if ccd.uncertainty is None else StdDevUncertainty(
         np.array(ccd.uncertainty.array, dtype=np.float32), copy=False)
     return CCDData(out, unit=ccd.unit, uncertainty=sigma, mask=old | hits | ~np.isfinite(data), meta=meta,

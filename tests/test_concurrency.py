@@ -77,3 +77,19 @@ def test_ingest_while_reduce_runs_and_serve_while_both(small_night, tmp_path):
         to_reduce = archive.one("SELECT count(DISTINCT file_id) AS n FROM associations")["n"]
     assert reduced == to_reduce > 0
     assert subprocess.run(nota + ["check"], capture_output=True).returncode == 0
+
+
+def test_workers_are_not_forked_from_a_process_with_an_openmp_pool(tmp_path):
+    """A notebook that cleaned a frame itself holds astroscrappy's OpenMP threads; a worker
+    forked from it hung in its first L.A.Cosmic. The runner sees native threads too."""
+    code = ("import numpy as np\n"
+            "from astropy.nddata import CCDData\n"
+            "from nota.pipeline.runners import _worker_context\n"
+            "before = _worker_context().get_start_method()\n"
+            "from nota.reduce.cosmics import remove_cosmics\n"
+            "data = np.random.default_rng(1).normal(100, 5, (300, 300)).astype(np.float32)\n"
+            "remove_cosmics(CCDData(data, unit='adu'), gain=1.0, read_noise=5.0, saturation=6e4, tiled=False)\n"
+            "print(before, _worker_context().get_start_method())\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["fork", "forkserver"]

@@ -1,9 +1,10 @@
 """Cosmic rays: L.A.Cosmic on each reduced frame, sparing stars (a stage of ``reduced``).
 
-astroscrappy runs with the frame's own noise plane, gain and read noise; every flagged
-group is then tested against a star profile at the frame's FWHM, because undersampled
-stars look sharp enough to L.A.Cosmic to be taken for hits. Cleaned pixels join MASK and
-are listed on their own in a ``CRMASK`` extension.
+astroscrappy runs with the frame's own noise plane, gain and read noise, on small tiles
+around the pixels that could pass its test (found by a cheap prefilter; stars among them
+dropped first); every flagged group is then tested against a star profile at the frame's
+FWHM, because undersampled stars look sharp enough to L.A.Cosmic to be taken for hits.
+Cleaned pixels join MASK and are listed on their own in a ``CRMASK`` extension.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from nota.reduce.cosmics import CosmicsParameters, remove_cosmics
 from nota.settings import build
 
 NAME = "cosmics"
-VERSION = 1
+VERSION = 2  # 2: L.A.Cosmic on tiles around candidates, not on the whole frame
 
 __all__ = ["NAME", "VERSION", "Params", "params_for", "clean_cosmic_rays"]
 
