@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from nota.archive.database import Archive
 from nota.errors import NotaError
-from nota.instruments import Profile
+
+if TYPE_CHECKING:
+    from nota.instruments import Profile
 
 __all__ = ["RawFrame", "Readout", "find_frame", "frame_facts", "raw_frames", "header_cards", "readout", "readouts"]
 

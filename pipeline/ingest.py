@@ -32,10 +32,6 @@ from nota.archive.files import mark_missing, present_contents, write_batch
 from nota.errors import FitsError, NotaError
 from nota.fitsheader import Card, Hdu, Truncated, read_file_hdus
 from nota.hashing import content_hash
-from nota.instruments import load_profile_file, profile_for_header
-from nota.instruments.observation import missing_keywords
-from nota.pipeline.profiles import read_through, register_profiles, renormalise
-from nota.parallel import map_in_processes
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +186,8 @@ class _ReadTask:
 def _observation(hdus: list[Hdu], data_hdu: int | None, warnings: list[str],
                  profile_file: str | None = None) -> dict[str, Any] | None:
     """The frame's normalised row, or None for a file that is not a raw frame (warned)."""
+    from nota.instruments import load_profile_file, observation, profile_for_header  # in the readers only
+    from nota.pipeline.profiles import read_through
     if data_hdu is None:
         warnings.append("no image HDU: indexed, but not a frame")
         return None
@@ -203,7 +201,7 @@ def _observation(hdus: list[Hdu], data_hdu: int | None, warnings: list[str],
         instrument = header.get("INSTRUME")
         warnings.append(f"no instrument profile for INSTRUME={instrument!r}: kind set to unknown")
     else:
-        missing = missing_keywords(header, profile)
+        missing = observation.missing_keywords(header, profile)
         if missing:
             warnings.append(f"missing keyword(s) {', '.join(missing)}")
     return read_through(header, profile)
@@ -244,6 +242,7 @@ def _read(task: _ReadTask) -> IndexedFile:
 
 def _read_all(tasks: list[_ReadTask], jobs: int | None) -> Iterator[IndexedFile]:
     """Parse files in worker processes when there are enough to pay for them, in order."""
+    from nota.parallel import map_in_processes
     return map_in_processes(_read, tasks, jobs=jobs, parallel_from=PARALLEL_FROM, chunksize=8)
 
 
@@ -284,6 +283,8 @@ def ingest(
     """
     forced = str(Path(profile_file).absolute()) if profile_file else None
     if forced:
+        from nota.instruments import load_profile_file
+
         load_profile_file(forced)  # a malformed profile stops the run before any file is read
     with _no_cycle_collection():
         return _ingest(archive, paths, hash_content=hash_content, jobs=jobs, on_file=on_file, forced=forced)
@@ -298,7 +299,9 @@ def _ingest(archive: Archive, paths: Iterable[str | Path], *, hash_content: bool
     files = list(iter_fits(roots))
     activity_id = provenance.start_activity(archive, "ingest", {"paths": roots, "hash_content": hash_content,
                                                                 "profile": forced})
-    register_profiles(archive, forced)
+    if files or forced:  # the instrument profiles are imported only when there are frames
+        from nota.pipeline.profiles import register_profiles
+        register_profiles(archive, forced)
     report = IngestReport(activity_id, roots)
     known = known_files(archive)
     gone_by_hash = _gone(known, {str(p) for p in files}, roots)
@@ -311,9 +314,10 @@ def _ingest(archive: Archive, paths: Iterable[str | Path], *, hash_content: bool
         with card_table(archive):
             _write_all(archive, activity_id, plan, parsed, gone_by_hash, present_contents(archive), report, on_file)
             unchanged = [known.file_id for _, st, known in plan if st is None and known is not None]
-            renormalised = renormalise(archive, unchanged, forced)
-            if renormalised:
-                report.outcomes["renormalised"] += renormalised
+            if unchanged:
+                from nota.pipeline.profiles import renormalise
+                report.outcomes.update(renormalised=renormalise(archive, unchanged, forced))
+                report.outcomes += Counter()  # a count of 0 is no outcome
             with archive.transaction():
                 missing = [file_id for entries in gone_by_hash.values() for file_id, _ in entries]
                 if missing:
