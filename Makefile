@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO   := demo
 export NOTA_DB ?= $(DEMO)/nota.db
 
-.PHONY: demo test bench venv tools clean
+.PHONY: demo test bench venv tools bench-tools clean
 
 $(BIN)/nota: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,11 +43,17 @@ demo: venv tools
 test: venv
 	$(BIN)/python -m pytest -q
 
-bench: venv
+# Siril (siril-cli), the peer of bench/cmos.py, from Debian where it is missing.
+bench-tools:
+	@command -v siril-cli >/dev/null || { echo "installing siril (apt-get) ..."; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq siril >/dev/null; }
+
+bench: venv tools bench-tools
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/qc.py
 	$(BIN)/python bench/reduce.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/cmos.py
 
 clean:
 	rm -rf $(DEMO) bench/out .pytest_cache
