@@ -157,3 +157,22 @@ def _reduced_unclean(_night_db, tmp_path_factory):
     assert not report.failed, report.failed
     db.conn.close()
     return path, options
+
+
+def headless_chrome(profile_dir):
+    """A real headless Chromium under Selenium, started as the machine allows (no sandbox as
+    root, no background networking on a closed network); the caller quits it."""
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={profile_dir}", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    driver.set_page_load_timeout(60)
+    return driver

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import copy_database
+from conftest import copy_database, headless_chrome
 from nota.archive.database import open_readonly
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -95,8 +95,6 @@ def test_the_served_report_and_an_unknown_night(served):
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("CI"),
                     reason="Debian's chromium and chromium-driver are not installed")
 def test_report_and_lineage_in_a_real_browser(served, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     base, path = served
@@ -105,15 +103,8 @@ def test_report_and_lineage_in_a_real_browser(served, tmp_path):
         frames = archive.run("SELECT count(*) FROM frames WHERE night = ?", (NIGHT,))[1][0][0]
         stack = archive.run("SELECT product_id FROM products WHERE kind = 'stack' AND current = 1"
                             " ORDER BY product_id LIMIT 1")[1][0][0]
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chrome'}", "--window-size=1400,1000"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = headless_chrome(tmp_path / "chrome")
     try:
-        driver.set_page_load_timeout(60)
         # A night in the frames table links to its report.
         driver.get(base + "/nota/frames?_size=5")
         driver.find_element(By.CSS_SELECTOR, f"td.col-night a[href='/-/nota/report/{NIGHT}']").click()

@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from conftest import copy_database
+from conftest import copy_database, headless_chrome
 from nota.archive.datasette_metadata import STORED_QUERIES
 from nota.archive.database import open_archive, open_readonly
 
@@ -117,20 +117,11 @@ def test_every_stored_query_runs(server):
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("CI"),
                     reason="Debian's chromium and chromium-driver are not installed")
 def test_browse_in_a_real_browser(server, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     base, _, _ = server
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chrome'}", "--window-size=1400,1000"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = headless_chrome(tmp_path / "chrome")
     try:
-        driver.set_page_load_timeout(60)
         driver.get(base + "/nota/frames")
         assert "frames" in driver.title
         thumb = driver.find_element(By.CSS_SELECTOR, "img.nota-thumb")
