@@ -194,6 +194,10 @@ def _bring_up_to_date(conn: sqlite3.Connection, path: Path) -> None:
     has_tables = conn.execute(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
     ).fetchone()[0]
+    if version == 0 and has_tables:  # tables and version are committed together: read it again,
+        version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may just have made them
+        if version == current:
+            return
     if version == 0 and not has_tables:
         log.info("creating archive %s (schema %d)", path, current)
         # One transaction, taken before reading: of two processes creating one archive at

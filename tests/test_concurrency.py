@@ -12,7 +12,7 @@ def test_processes_creating_one_new_archive_at_once_all_succeed(tmp_path):
             f"a = open_archive({str(db)!r})\n"
             "print(a.conn.execute(\"SELECT value FROM archive_info WHERE key = 'archive_id'\").fetchone()[0])\n"
             "a.close()\n")
-    for _ in range(10):  # a race lost is a race not seen: try it a few times
+    for _ in range(25):  # a race lost is a race not seen: try it many times
         db.unlink(missing_ok=True)
         procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True) for _ in range(6)]
