@@ -176,3 +176,40 @@ def headless_chrome(profile_dir):
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     driver.set_page_load_timeout(60)
     return driver
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serving(path, tmp_path, *options):
+    """`nota serve` on an archive as a real process, once it answers: yields its base URL."""
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    port = free_port()
+    with open(tmp_path / "serve.log", "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "nota.cli", "--db", str(path), "serve", "--port", str(port),
+                                    *options], stdout=log, stderr=subprocess.STDOUT, text=True)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(base + "/nota.json", timeout=2)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if process.poll() is not None:
+                    raise RuntimeError((tmp_path / "serve.log").read_text())
+                time.sleep(0.2)
+        try:
+            yield base, port
+        finally:
+            process.terminate()
+            process.wait(timeout=10)

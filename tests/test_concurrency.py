@@ -29,7 +29,7 @@ def test_ingest_while_reduce_runs_and_serve_while_both(small_night, tmp_path):
     import time
     import urllib.request
 
-    from test_serve import free_port
+    from conftest import free_port
 
     first, late = tmp_path / "N1" / "evening", tmp_path / "N1" / "late"
     first.mkdir(parents=True)

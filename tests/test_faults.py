@@ -12,22 +12,16 @@ import json
 import os
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from conftest import free_port
 from nota.archive.database import open_readonly
 
 LIMIT = 2_600_000  # bytes: over a small-night master (2.34 MB), under a cleaned reduced frame (2.8 MB: + masks)
 DASK = str(Path(sys.executable).with_name("dask"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _disk_full() -> None:
@@ -63,7 +57,7 @@ def test_a_full_disk_fails_only_what_it_stops_and_the_next_run_completes_it(smal
     db, root = tmp_path / "nota.db", tmp_path / "products"
     night = _part_of_the_night(small_night.directory, tmp_path / "N1")
     assert _nota("--db", db, "ingest", night).returncode == 0
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     log = open(tmp_path / "dask.log", "w")
     scheduler = subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from conftest import copy_database, headless_chrome
+from conftest import copy_database, headless_chrome, serving
 from nota.archive.database import open_readonly
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -29,12 +26,6 @@ DATASETTE_STYLE = """
 var sheets = Array.from(document.styleSheets).filter(s => s.href && s.href.indexOf('/-/static/app.css') >= 0);
 return sheets.length === 1 && sheets[0].cssRules.length > 50;
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url):
@@ -58,24 +49,8 @@ def wait_for(condition, seconds=20):
 def served(_reduced, tmp_path):
     db_path, _ = _reduced
     path = copy_database(db_path, tmp_path / "nota.db")
-    port = free_port()
-    log = open(tmp_path / "serve.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "nota.cli", "--db", str(path), "serve", "--port", str(port)],
-                               stdout=log, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(base + "/nota.json", timeout=2)
-            break
-        except (urllib.error.URLError, ConnectionError):
-            if process.poll() is not None:
-                raise RuntimeError((tmp_path / "serve.log").read_text())
-            time.sleep(0.2)
-    yield base, path
-    process.terminate()
-    process.wait(timeout=10)
-    log.close()
+    for base, _ in serving(path, tmp_path):
+        yield base, path
 
 
 def test_the_served_report_and_an_unknown_night(served):

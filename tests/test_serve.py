@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from conftest import copy_database, headless_chrome
+from conftest import copy_database, headless_chrome, serving
 from nota.archive.datasette_metadata import STORED_QUERIES
 from nota.archive.database import open_archive, open_readonly
 
@@ -23,36 +22,12 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(_reduced, tmp_path):
     db_path, _ = _reduced
     path = copy_database(db_path, tmp_path / "nota.db")
-    port = free_port()
-    log = open(tmp_path / "serve.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nota.cli", "--db", str(path), "serve", "--port", str(port), "--time-limit", "500"],
-        stdout=log, stderr=subprocess.STDOUT, text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(base + "/nota.json", timeout=2)
-            break
-        except (urllib.error.URLError, ConnectionError):
-            if process.poll() is not None:
-                raise RuntimeError((tmp_path / "serve.log").read_text())
-            time.sleep(0.2)
-    yield base, path, port
-    process.terminate()
-    process.wait(timeout=10)
-    log.close()
+    for base, port in serving(path, tmp_path, "--time-limit", "500"):
+        yield base, path, port
 
 
 def get(url):
