@@ -269,18 +269,16 @@ class NotaArchive:
         options does (frames measured and groups rebuilt first when needed); returns the
         run's report (``built``, ``failed``, ``up_to_date``, ``calibrations``), or with
         ``dry_run`` the plan (``to_build``, ``impossible``, ``up_to_date``), writing nothing."""
-        from nota.pipeline.plan import ReduceOptions, default_index_dir, default_products_root, plan_reduction
+        from nota.pipeline.plan import options_for, plan_reduction
         from nota.pipeline.reduction import reduce_archive
 
         if not self.path.exists():
             raise NotaError(f"{self.path}: no archive here (ingest a night first)")
         products = products or os.environ.get("NOTA_PRODUCTS")  # the command's defaults, its variables too
         index_dir = index_dir or os.environ.get("NOTA_INDEX_DIR")
-        options = ReduceOptions(
-            products_root=str(products or default_products_root(self.path)), overscan=overscan,
-            keep_intermediate=keep_intermediate, memory_bytes=memory_bytes,
-            index_dir=str(index_dir) if index_dir else default_index_dir(self.path),
-            cosmics=cosmics, stacks=stacks, photometry=photometry)
+        options = options_for(self.path, products=products, index_dir=index_dir, overscan=overscan,
+                              keep_intermediate=keep_intermediate, memory_bytes=memory_bytes,
+                              cosmics=cosmics, stacks=stacks, photometry=photometry)
         with open_archive(self.path) as archive:
             if dry_run:
                 return plan_reduction(archive, options)

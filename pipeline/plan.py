@@ -23,7 +23,7 @@ from nota.pipeline.settings import PROFILE_TABLES, STEPS, step_module
 from nota.pipeline.tasks import Task
 
 __all__ = ["ReduceOptions", "PlanContext", "Plan", "plan_reduction", "default_products_root",
-           "default_index_dir"]
+           "default_index_dir", "options_for"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,14 @@ def default_index_dir(db_path: str | Path) -> str | None:
     """astrometry.net index files in ``astrometry/`` beside the archive, when there are any."""
     folder = Path(db_path).absolute().parent / "astrometry"
     return str(folder) if any(folder.glob("index-*.fits")) else None
+
+
+def options_for(db_path: str | Path, *, products: str | Path | None = None, index_dir: str | Path | None = None,
+                **settings) -> ReduceOptions:
+    """The options of a reduction of this archive: where products go and which index files
+    solve, the archive's defaults where none is given (the command and the API agree)."""
+    return ReduceOptions(products_root=str(products or default_products_root(db_path)),
+                         index_dir=str(index_dir) if index_dir else default_index_dir(db_path), **settings)
 
 
 def plan_reduction(archive: Archive, options: ReduceOptions) -> Plan:

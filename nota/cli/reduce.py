@@ -49,18 +49,11 @@ IndexDir = Annotated[Optional[Path], typer.Option(
 def reduce_options(*, overscan: bool, keep_intermediate: bool, memory: str, cosmics: bool, stacks: bool,
                    photometry: bool, products: Path | None, index_dir: Path | None):
     """The ReduceOptions the shared options ask for, with the archive's defaults."""
-    from nota.pipeline.plan import ReduceOptions, default_index_dir, default_products_root
+    from nota.pipeline.plan import options_for
 
-    return ReduceOptions(
-        products_root=str(products or default_products_root(state.db)),
-        overscan=overscan,
-        keep_intermediate=keep_intermediate,
-        memory_bytes=_memory(memory),
-        index_dir=str(index_dir) if index_dir else default_index_dir(state.db),
-        cosmics=cosmics,
-        stacks=stacks,
-        photometry=photometry,
-    )
+    return options_for(state.db, products=products, index_dir=index_dir, overscan=overscan,
+                       keep_intermediate=keep_intermediate, memory_bytes=_memory(memory), cosmics=cosmics,
+                       stacks=stacks, photometry=photometry)
 
 
 @app.command()
