@@ -18,7 +18,6 @@ import re
 import sqlite3
 import time
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -34,6 +33,8 @@ PAGE_SIZE = 16384
 
 def schema_sql() -> str:
     """The text of ``schema.sql``, shipped inside the package."""
+    from importlib import resources  # only for a new or old archive: it costs a CLI's start
+
     return resources.files("nota.archive").joinpath("schema.sql").read_text()
 
 

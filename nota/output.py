@@ -19,15 +19,33 @@ def interactive() -> bool:
 
 
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+    """A table: rich's boxes on a terminal, aligned plain text in a pipe (whole values, a
+    row per line, for ``grep`` and ``awk``; and rich's import and layout cost more than the
+    query on a year's archive)."""
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    if not sys.stdout.isatty():
+        sys.stdout.write(plain_table(columns, cells, title))
+        return
     from rich.console import Console  # rich only when a table is drawn: a command starts at once
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)
     for column in columns:
         table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    for row in cells:
+        table.add_row(*row)
+    Console().print(table)
+
+
+def plain_table(columns: Sequence[str], cells: Sequence[Sequence[str]], title: str | None = None) -> str:
+    """Columns padded to their widest cell and two spaces apart, under a rule of dashes."""
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip() + "\n"
+
+    head = f"{title}\n" if title else ""
+    return head + line(columns) + line(["-" * w for w in widths]) + "".join(map(line, cells))
 
 
 def print_json(value: Any) -> None:

@@ -15,14 +15,9 @@ the kernel is faulted in again page by page on the next file.
 
 from __future__ import annotations
 
-import ctypes
 import importlib
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
-
-from threadpoolctl import threadpool_limits
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -41,6 +36,13 @@ def map_in_processes(
 ) -> Iterator[R]:
     """``map(function, items)`` in ``jobs`` processes (default: the cores) when worth it;
     ``preload`` names modules to import before the workers fork."""
+    if not items:  # nothing to do: not even the pool's modules are imported (a CLI's start)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
     jobs = jobs or os.cpu_count() or 1
     if jobs <= 1 or len(items) < parallel_from:
         with threadpool_limits(limits=1, user_api="blas"):
@@ -60,6 +62,10 @@ _KEEP_BLOCKS_UP_TO, _KEEP_FREE_UP_TO = 32 << 20, 64 << 20
 
 def start_worker() -> None:
     """Set up a worker process: BLAS to one thread, freed memory kept for the next file."""
+    import ctypes
+
+    from threadpoolctl import threadpool_limits
+
     threadpool_limits(limits=1, user_api="blas")
     try:
         mallopt = ctypes.CDLL(None).mallopt

@@ -61,3 +61,29 @@ def test_frames_filters(archive, write_frame, tmp_path, db_path):
     assert names("--filter", "78") == ["ALrd120050.fits"]
     assert names("--night", "2008-04-12", "--kind", "bias") == ["ALrd120001.fits"]
     assert names("--night", "2008-04-13") == []
+
+
+def test_a_table_in_a_pipe_is_plain_text_a_row_per_line(archive, write_frame, tmp_path, db_path):
+    """In a pipe, ``grep`` and ``awk`` see whole values, one frame per line, under a header."""
+    long_object = "A flat field taken through the dome screen with a very long name " * 3
+    write_frame("ALrd120001.fits")
+    write_frame("ALrd120050.fits", OBJECT=long_object[:68], IMAGETYP="OBJECT", EXPTIME=17.0, ALFLTID=0, FBFLTID=78)
+    ingest(archive, [tmp_path / "raw"])
+    out = CliRunner().invoke(app, ["--db", str(db_path), "frames"])
+    assert out.exit_code == 0, out.output
+    header, rule, *lines = out.stdout.splitlines()
+    assert header.split()[0] == "filename" and set(rule.replace(" ", "")) == {"-"}
+    assert [line.split()[0] for line in lines] == ["ALrd120001.fits", "ALrd120050.fits"]
+    assert long_object[:68].strip() in lines[1]  # not folded over lines nor cut
+    assert header.index("kind") == lines[0].index("bias")  # columns line up
+
+
+def test_software_versions_are_those_installed():
+    """Read from the ``.dist-info`` names (quick), they must be what importlib.metadata says."""
+    from importlib import metadata
+
+    from nota.archive.provenance import _LIBRARIES, software_versions
+
+    versions = software_versions()
+    for name in _LIBRARIES:
+        assert versions[name] == metadata.version(name), name
