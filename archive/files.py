@@ -17,7 +17,7 @@ import sqlite3
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterable, Iterator, NamedTuple
 
 from nota.archive.database import Archive
 from nota.archive.frames import header_cards
@@ -26,7 +26,7 @@ from nota.archive.provenance import utc_now
 log = logging.getLogger(__name__)
 
 __all__ = ["IndexedFile", "KnownFile", "Seen", "Written", "PID_BITS", "known_files", "card_table",
-           "write_batch", "mark_missing", "present_contents"]
+           "write_batch", "mark_missing", "IndexedContents"]
 
 PID_BITS = 22  # a card's id is its reader's number for it shifted past the reader's process id
 # (Linux process ids are below 2**22, PID_MAX_LIMIT), so readers never collide.
@@ -78,21 +78,45 @@ class Written:
     problems: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-def present_contents(archive: Archive) -> dict[str, str]:
-    """The path of each content indexed (by hash), for telling a copy from a new frame."""
-    return dict(archive.conn.execute(
-        "SELECT content_hash, min(path) FROM files WHERE status = 'ok' AND content_hash IS NOT NULL"
-        " GROUP BY content_hash"))
+class IndexedContents:
+    """The path of each content indexed (by hash), for telling a copy from a new frame.
+
+    Looked up one hash at a time, through the index on ``files.content_hash``, as new files
+    arrive: reading the whole table first would cost every ingest (and every cycle of ``nota
+    watch``) time in proportion to the archive. ``setdefault`` notes a content of the batch
+    being written, before its rows are in the table.
+    """
+
+    def __init__(self, archive: Archive) -> None:
+        self._conn = archive.conn
+        self._paths: dict[str, str | None] = {}
+
+    def get(self, digest: str) -> str | None:
+        if digest not in self._paths:
+            self._paths[digest] = self._conn.execute(
+                "SELECT min(path) FROM files WHERE content_hash = ? AND status = 'ok'", (digest,)).fetchone()[0]
+        return self._paths[digest]
+
+    def setdefault(self, digest: str, path: str) -> str:
+        if self.get(digest) is None:
+            self._paths[digest] = path
+        return self._paths[digest]
 
 
-def known_files(archive: Archive) -> dict[str, KnownFile]:
-    """Every file the archive has seen, by path."""
-    return {
-        row[0]: KnownFile(*row[1:])
-        for row in archive.conn.execute(
-            "SELECT path, file_id, size, mtime_ns, content_hash, status FROM files"
-        )
-    }
+def known_files(archive: Archive, under: Iterable[str] | None = None) -> dict[str, KnownFile]:
+    """Every file the archive has seen, by path; only those under the directories ``under``
+    when given (a range of the unique index on ``path`` each: ingesting one night into the
+    archive of a decade reads that night's rows, not the decade's)."""
+    sql = "SELECT path, file_id, size, mtime_ns, content_hash, status FROM files"
+    if under is None:
+        return {row[0]: KnownFile(*row[1:]) for row in archive.conn.execute(sql)}
+    known: dict[str, KnownFile] = {}
+    for root in under:
+        prefix = root.rstrip(os.sep) + os.sep
+        after = prefix[:-1] + chr(ord(os.sep) + 1)  # the first text past every path under prefix
+        rows = archive.conn.execute(f"{sql} WHERE path = ? OR (path >= ? AND path < ?)", (root, prefix, after))
+        known.update((row[0], KnownFile(*row[1:])) for row in rows)
+    return known
 
 
 @contextmanager
@@ -147,7 +171,7 @@ _FILE_COLUMNS = (
 
 def write_batch(
     archive: Archive, activity_id: int, batch: list[Seen], gone_by_hash: dict[str, list[tuple[int, str]]],
-    present_by_hash: dict[str, str] | None = None,
+    present_by_hash: IndexedContents | dict[str, str] | None = None,
 ) -> Written:
     """Write a batch of files in one transaction, one statement per table.
 

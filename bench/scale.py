@@ -358,7 +358,7 @@ def main() -> None:
                         " AND exptime > 600"], 0.3),
     ):
         wall, cpu, text = timed(cmd, db, repeat=5)
-        rows = len(json.loads(text)) if "--json" in cmd else max(0, len(text.strip().splitlines()) - 4)
+        rows = len(json.loads(text)) if "--json" in cmd else max(0, len(text.strip().splitlines()) - 2)
         print(f"  {label:<28} {wall:6.3f} s wall {cpu:6.3f} s CPU  ({rows} rows)")
         if aim is not None:
             aims.append((label, wall, aim, "s", f"aim < {aim} s"))

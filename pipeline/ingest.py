@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Iterator
 from nota.archive import provenance
 from nota.archive.database import Archive
 from nota.archive.files import PID_BITS, IndexedFile, KnownFile, Seen, Written, card_table, known_files
-from nota.archive.files import mark_missing, present_contents, write_batch
+from nota.archive.files import IndexedContents, mark_missing, write_batch
 from nota.errors import FitsError, NotaError
 from nota.fitsheader import Card, Hdu, Truncated, read_file_hdus
 from nota.hashing import content_hash
@@ -303,8 +303,8 @@ def _ingest(archive: Archive, paths: Iterable[str | Path], *, hash_content: bool
         from nota.pipeline.profiles import register_profiles
         register_profiles(archive, forced)
     report = IngestReport(activity_id, roots)
-    known = known_files(archive)
-    gone_by_hash = _gone(known, {str(p) for p in files}, roots)
+    known = known_files(archive, under=roots)
+    gone_by_hash = _gone(known, {str(p) for p in files})
     plan = _plan(files, known, report)
     session = uuid.uuid4().hex  # names this run's card numbering in every reader
     tasks = [_ReadTask(path, st.st_size, st.st_mtime_ns, hash_content, session, forced)
@@ -312,7 +312,7 @@ def _ingest(archive: Archive, paths: Iterable[str | Path], *, hash_content: bool
     parsed = _read_all(tasks, jobs)
     try:
         with card_table(archive):
-            _write_all(archive, activity_id, plan, parsed, gone_by_hash, present_contents(archive), report, on_file)
+            _write_all(archive, activity_id, plan, parsed, gone_by_hash, IndexedContents(archive), report, on_file)
             unchanged = [known.file_id for _, st, known in plan if st is None and known is not None]
             if unchanged:
                 from nota.pipeline.profiles import renormalise
@@ -333,12 +333,12 @@ def _ingest(archive: Archive, paths: Iterable[str | Path], *, hash_content: bool
     return report
 
 
-def _gone(known: dict[str, KnownFile], seen_paths: set[str], roots: list[str]) -> dict[str, list[tuple[int, str]]]:
-    """Files the archive knew under these roots that are no longer where they were, by
-    content: candidates for a rename, else missing."""
+def _gone(known: dict[str, KnownFile], seen_paths: set[str]) -> dict[str, list[tuple[int, str]]]:
+    """Files the archive knew (under the roots being ingested) that are no longer where
+    they were, by content: candidates for a rename, else missing."""
     gone_by_hash: dict[str, list[tuple[int, str]]] = {}
     for path, previous in known.items():
-        if path not in seen_paths and any(_under(path, r) for r in roots) and not os.path.exists(path):
+        if path not in seen_paths and not os.path.exists(path):
             gone_by_hash.setdefault(previous.content_hash, []).append((previous.file_id, path))
     return gone_by_hash
 
@@ -366,7 +366,7 @@ def _plan(files: list[Path], known: dict[str, KnownFile], report: IngestReport) 
 
 
 def _write_all(archive: Archive, activity_id: int, plan: _Plan, parsed: Iterator[IndexedFile],
-               gone_by_hash: dict[str, list[tuple[int, str]]], present_by_hash: dict[str, str],
+               gone_by_hash: dict[str, list[tuple[int, str]]], present_by_hash: IndexedContents,
                report: IngestReport,
                on_file: Callable[[int, int, str], None] | None) -> None:
     """Hand the files to the archive in growing batches, as the readers deliver them."""
@@ -380,10 +380,6 @@ def _write_all(archive: Archive, activity_id: int, plan: _Plan, parsed: Iterator
         if on_file:
             on_file(n, len(plan), path)
     report.add(write_batch(archive, activity_id, batch, gone_by_hash, present_by_hash))
-
-
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _summary_line(report: IngestReport) -> str:

@@ -304,7 +304,7 @@ def _fits_paths(changes: set[tuple[int, str]], deleted: int) -> set[Path]:
 def _new_or_changed(archive: Archive, paths: list[Path]) -> list[Path]:
     """The files ingest would read: unknown, or changed since (size or mtime), or not read
     well before. A restart passes over what the archive already holds."""
-    known = known_files(archive)
+    known = known_files(archive, under=sorted({str(p.parent) for p in paths}))
     fresh = []
     for path in paths:
         previous, current = known.get(str(path)), _signature(path)

@@ -139,6 +139,29 @@ def test_deleted_file_is_marked_missing(archive, write_frame, tmp_path):
     assert count(archive, "SELECT count(*) FROM frames") == 1
 
 
+def test_ingesting_one_night_leaves_the_others_alone(archive, write_frame, tmp_path):
+    """Ingest reads the rows of the directories it is given only: a night whose name starts
+    like another's (N1, N10) is not the other, and what is missing elsewhere stays as it was."""
+    write_frame("N1/ALrd120001.fits")
+    gone = write_frame("N10/ALrd120002.fits")
+    ingest(archive, [tmp_path / "raw"])
+    gone.unlink()
+    report = ingest(archive, [tmp_path / "raw" / "N1"])
+    assert report.outcomes == {"unchanged": 1}
+    assert count(archive, "SELECT count(*) FROM files WHERE status = 'ok'") == 2
+    assert ingest(archive, [tmp_path / "raw" / "N10"]).outcomes["missing"] == 1
+
+
+def test_a_copy_in_another_night_is_found_by_its_content(archive, write_frame, tmp_path):
+    """Copies are told by content across the whole archive, not only the night ingested."""
+    original = write_frame("N1/ALrd120001.fits")
+    ingest(archive, [tmp_path / "raw" / "N1"])
+    (tmp_path / "raw" / "N2").mkdir()
+    shutil.copy(original, tmp_path / "raw" / "N2" / "ALrd120001.fits")
+    report = ingest(archive, [tmp_path / "raw" / "N2"])
+    assert report.outcomes == {"rejected": 1} and "a copy" in report.problems[0].problem
+
+
 def make_bad_files(write_frame, tmp_path):
     """One file for each way input goes wrong; returns {name: expected words}."""
     raw = tmp_path / "raw"
