@@ -128,12 +128,15 @@ def card_table(archive: Archive) -> Iterator[None]:
     """
     conn = archive.conn
     conn.execute("PRAGMA foreign_keys = OFF")
+    temp_store = conn.execute("PRAGMA temp_store").fetchone()[0]
     conn.execute("DROP TABLE IF EXISTS temp.ingest_cards")
+    conn.execute("PRAGMA temp_store = MEMORY")  # a few MB of cards: a temporary file only slows it
     conn.execute("CREATE TEMP TABLE ingest_cards (card_id INTEGER PRIMARY KEY, keyword, value, comment, raw)")
     try:
         yield
     finally:
         conn.execute("DROP TABLE IF EXISTS temp.ingest_cards")
+        conn.execute(f"PRAGMA temp_store = {int(temp_store)}")
         conn.execute("PRAGMA foreign_keys = ON")
 
 

@@ -183,8 +183,23 @@ class _ReadTask:
     profile_file: str | None = None  # `nota ingest --profile FILE`: this profile reads every frame
 
 
+_SESSION_PROFILES: dict[str, tuple] = {}
+
+
+def _profiles_of(session: str) -> tuple:
+    """The instrument profiles of the search, read once per ingest in each reader: one
+    ingest reads all its frames with one set of profiles (even if a file is edited
+    meanwhile), and does not look at the profile folders again for every file."""
+    if session not in _SESSION_PROFILES:
+        from nota.instruments import load_profiles
+
+        _SESSION_PROFILES.clear()
+        _SESSION_PROFILES[session] = load_profiles()
+    return _SESSION_PROFILES[session]
+
+
 def _observation(hdus: list[Hdu], data_hdu: int | None, warnings: list[str],
-                 profile_file: str | None = None) -> dict[str, Any] | None:
+                 profile_file: str | None = None, session: str = "") -> dict[str, Any] | None:
     """The frame's normalised row, or None for a file that is not a raw frame (warned)."""
     from nota.instruments import load_profile_file, observation, profile_for_header  # in the readers only
     from nota.pipeline.profiles import read_through
@@ -196,7 +211,8 @@ def _observation(hdus: list[Hdu], data_hdu: int | None, warnings: list[str],
         # A product nota made (it carries the raw header): never a raw frame.
         warnings.append("a nota product, not a raw frame: indexed, but not a frame")
         return None
-    profile = load_profile_file(profile_file) if profile_file else profile_for_header(header)
+    profile = (load_profile_file(profile_file) if profile_file
+               else profile_for_header(header, _profiles_of(session)))
     if profile is None:
         instrument = header.get("INSTRUME")
         warnings.append(f"no instrument profile for INSTRUME={instrument!r}: kind set to unknown")
@@ -222,7 +238,7 @@ def _read(task: _ReadTask) -> IndexedFile:
         hdus, error = [], f"cannot read: {exc.strerror or exc}"
     warnings = [w for h in hdus for w in h.warnings]
     data_hdu = next((h.index for h in hdus if h.is_image), None)
-    observation = _observation(hdus, data_hdu, warnings, task.profile_file) if error is None else None
+    observation = _observation(hdus, data_hdu, warnings, task.profile_file, task.session) if error is None else None
     hdu_rows = [
         (h.index, h.name, h.xtension, _int_or_none(h.get("BITPIX")), _int_or_none(h.get("NAXIS1")),
          _int_or_none(h.get("NAXIS2")), len(h.cards), h.header_offset, h.data_offset, h.data_size)
@@ -243,7 +259,8 @@ def _read(task: _ReadTask) -> IndexedFile:
 def _read_all(tasks: list[_ReadTask], jobs: int | None) -> Iterator[IndexedFile]:
     """Parse files in worker processes when there are enough to pay for them, in order."""
     from nota.parallel import map_in_processes
-    return map_in_processes(_read, tasks, jobs=jobs, parallel_from=PARALLEL_FROM, chunksize=8)
+    return map_in_processes(_read, tasks, jobs=jobs, parallel_from=PARALLEL_FROM, chunksize=8,
+                            behind_the_caller=True)
 
 
 # The run --------------------------------------------------------------------------------
