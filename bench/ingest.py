@@ -9,8 +9,8 @@ On the same simulated frames, in one run:
   * nota ingest    -- the full ingest: the same plus a content hash of every file's bytes;
   * nota re-ingest -- the same directories again (nothing changed).
 Each nota figure is taken twice: in this process (the library) and as the whole command a
-user types (the median of five runs) (`nota ingest --no-hash`, `nota ingest`: interpreter start, imports and all),
-against `cat` of every file as the whole-command plain read.
+user types (`nota ingest --no-hash`, `nota ingest`: interpreter start, imports and all; the
+median of five runs), against `cat` of every file as the whole-command plain read.
 Prints files per second for each and the ratios. Aims: nota's header indexing at least 10x
 ImageFileCollection while storing every card; nota's full ingest within 1.5x the plain read.
 

@@ -15,7 +15,6 @@ the kernel is faulted in again page by page on the next file.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import os
 from typing import Callable, Iterable, Iterator, TypeVar
@@ -34,15 +33,9 @@ def map_in_processes(
     parallel_from: int = 8,
     chunksize: int = 1,
     preload: Iterable[str] = (),
-    behind_the_caller: bool = False,
 ) -> Iterator[R]:
     """``map(function, items)`` in ``jobs`` processes (default: the cores) when worth it;
-    ``preload`` names modules to import before the workers fork.
-
-    ``behind_the_caller``: the workers run at a lower priority than this process. For a
-    caller that writes every result to the database itself (ingest): that writer is the one
-    part that cannot be shared out, and the workers, one per core, would otherwise take a
-    third of its core from it."""
+    ``preload`` names modules to import before the workers fork."""
     if not items:  # nothing to do: not even the pool's modules are imported (a CLI's start)
         return
     import multiprocessing
@@ -58,8 +51,7 @@ def map_in_processes(
     for module in preload:
         importlib.import_module(module)
     context = multiprocessing.get_context("fork")
-    initializer = functools.partial(start_worker, nice=_BEHIND if behind_the_caller else 0)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=initializer) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=start_worker) as pool:
         yield from pool.map(function, items, chunksize=chunksize)
 
 
@@ -68,16 +60,9 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _KEEP_BLOCKS_UP_TO, _KEEP_FREE_UP_TO = 32 << 20, 64 << 20
 
 
-_BEHIND = 5  # niceness of workers that yield to their caller
-
-
-def start_worker(nice: int = 0) -> None:
-    """Set up a worker process: BLAS to one thread, freed memory kept for the next file;
-    ``nice`` lowers its priority."""
+def start_worker() -> None:
+    """Set up a worker process: BLAS to one thread, freed memory kept for the next file."""
     import ctypes
-
-    if nice:
-        os.nice(nice)
 
     from threadpoolctl import threadpool_limits
 

@@ -259,8 +259,7 @@ def _read(task: _ReadTask) -> IndexedFile:
 def _read_all(tasks: list[_ReadTask], jobs: int | None) -> Iterator[IndexedFile]:
     """Parse files in worker processes when there are enough to pay for them, in order."""
     from nota.parallel import map_in_processes
-    return map_in_processes(_read, tasks, jobs=jobs, parallel_from=PARALLEL_FROM, chunksize=8,
-                            behind_the_caller=True)
+    return map_in_processes(_read, tasks, jobs=jobs, parallel_from=PARALLEL_FROM, chunksize=8)
 
 
 # The run --------------------------------------------------------------------------------
