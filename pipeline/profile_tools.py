@@ -21,7 +21,8 @@ from nota.fitsheader import Hdu, read_file_hdus
 from nota.instruments import Profile, load_profile, load_profile_file, profile_dirs
 from nota.instruments.observation import observation_row
 from nota.instruments.profile import header_value
-from nota.pipeline.ingest import iter_fits, merged_header
+from nota.pipeline.ingest import iter_fits
+from nota.pipeline.reader import merged_header
 
 __all__ = ["FrameHeader", "ProfileEntry", "CheckReport", "read_headers", "resolve_profile",
            "list_profiles", "profile_facts", "show_profile", "named_keywords", "check_directory"]
