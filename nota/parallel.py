@@ -9,8 +9,8 @@ imported again in every worker.
 Each worker (and the work when it stays here) keeps numpy's BLAS to one thread: the pool
 already fills the cores, and BLAS threads on top of it fight over them (a 65536-long dot
 product takes 7 ms instead of 30 us on two busy cores). A worker also keeps the memory it
-frees (glibc): one file after another needs the same temporaries, and memory handed back to
-the kernel is faulted in again page by page on the next file.
+frees (glibc), big blocks included: one file after another needs the same temporaries, and
+memory handed back to the kernel is faulted in again page by page on the next file.
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ def map_in_processes(
         yield from pool.map(function, items, chunksize=chunksize)
 
 
-# glibc's mallopt parameters (malloc.h) and the sizes a worker keeps for reuse.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_KEEP_BLOCKS_UP_TO, _KEEP_FREE_UP_TO = 32 << 20, 64 << 20
+# glibc's mallopt parameters (malloc.h) and the free heap a worker keeps for reuse.
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_KEEP_FREE_UP_TO = 64 << 20
 
 
 def start_worker() -> None:
@@ -71,7 +71,10 @@ def start_worker() -> None:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc: its allocator has its own policy
         return
-    # Blocks under 32 MB from the heap rather than their own mapping, and up to 64 MB of
-    # free heap kept: a preview's megabyte of temporaries is then reused, not faulted in.
-    mallopt(_M_MMAP_THRESHOLD, _KEEP_BLOCKS_UP_TO)
+    # Every block from the heap, none in a mapping of its own, and up to 64 MB of free heap
+    # kept: a frame's temporaries (36 MB each in float64 for ALFOSC, past glibc's largest
+    # mapping threshold of 32 MB) are then reused from one task to the next, not mapped and
+    # faulted in page by page each time. Measured on a 3-frame stack: 0.9 s of system time
+    # out of 3.3 s before, 0.1 s of 2.5 s after, at the same peak memory.
+    mallopt(_M_MMAP_MAX, 0)
     mallopt(_M_TRIM_THRESHOLD, _KEEP_FREE_UP_TO)

@@ -21,7 +21,7 @@ from typing import Iterable
 
 import numpy as np
 
-__all__ = ["FrameStack", "Combined", "median_combine", "MAD_TO_SIGMA"]
+__all__ = ["FrameStack", "Combined", "median_combine", "nanmedian0", "MAD_TO_SIGMA"]
 
 MAD_TO_SIGMA = 1.482602218505602
 
@@ -34,9 +34,28 @@ def _median0(block: np.ndarray, axis: int = 0) -> np.ndarray:
     return middle if n % 2 else (ordered[n // 2 - 1] + middle) / block.dtype.type(2)
 
 
+def nanmedian0(block: np.ndarray, axis: int = 0) -> np.ndarray:
+    """np.nanmedian over axis 0 (NaN where no value is left), by sorting: for a few frames
+    numpy takes the masked-array road and is ten times slower (1.4 s for three 4.5-Mpixel
+    frames, against 0.2 s)."""
+    ordered = np.sort(block, axis=0)  # NaNs last
+    count = np.count_nonzero(~np.isnan(block), axis=0)
+    low, high = _pick(ordered, np.maximum(count - 1, 0) // 2), _pick(ordered, count // 2)
+    with np.errstate(invalid="ignore"):
+        middle = np.where(count % 2 == 1, low, (low + high) / block.dtype.type(2))
+    return np.where(count == 0, np.nan, middle).astype(block.dtype, copy=False)
+
+
+def _pick(ordered: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """ordered[index[y, x], y, x] for every pixel."""
+    if len(ordered) <= 32:  # np.choose takes up to 32 choices, five times quicker
+        return np.choose(index, ordered)
+    return np.take_along_axis(ordered, index[None], axis=0)[0]
+
+
 def _centre_and_spread(block: np.ndarray, method: str, nan: bool) -> tuple[np.ndarray, np.ndarray]:
     """(median or mean, MAD about the median) over axis 0."""
-    median = np.nanmedian if nan else _median0
+    median = nanmedian0 if nan else _median0
     middle = median(block, axis=0)
     centre = middle if method == "median" else (np.nanmean if nan else np.mean)(
         block, axis=0, dtype=np.float64

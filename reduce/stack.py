@@ -21,6 +21,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 
 from nota.errors import NotaError
 from nota.reduce.airmass import effective_airmass
+from nota.reduce.combine import nanmedian0
 
 __all__ = ["StackParameters", "align_series", "series_transforms", "stack_series"]
 
@@ -54,43 +55,46 @@ def _filled(ccd: CCDData) -> np.ndarray:
     return data
 
 
-def series_transforms(frames: Sequence[CCDData], reference: int = 0) -> list:
+def series_transforms(frames: Sequence[CCDData], reference: int = 0,
+                      filled: Sequence[np.ndarray] | None = None) -> list:
     """The similarity transform taking each frame's pixels onto the reference frame's.
 
     astroalign matches triangles of detected stars, so offsets, rotation and scale need
     no WCS. Raises NotaError when a frame shares too few stars with the reference.
+    ``filled``: the frames' data with bad pixels filled (``_filled``), when already made.
     """
     import astroalign
     from skimage.transform import SimilarityTransform
 
-    target = _filled(frames[reference])
-    reference_stars = _centroids(frames[reference])
+    filled = [_filled(f) for f in frames] if filled is None else filled
+    target = filled[reference]
+    reference_stars = _centroids(frames[reference], target)
     out = []
     for i, ccd in enumerate(frames):
         if i == reference:
             out.append(SimilarityTransform())
             continue
         try:
-            transform, _ = astroalign.find_transform(_filled(ccd), target)
+            transform, _ = astroalign.find_transform(filled[i], target)
         except (astroalign.MaxIterError, ValueError):
             # Cosmic rays outnumbering the stars (long narrow-band exposures not yet
             # cleaned) leave no matching triangles: a 3x3 median removes single-pixel
             # hits and keeps the stars, which is all the triangles need.
             try:
-                transform, _ = astroalign.find_transform(_smoothed(ccd), _smoothed(frames[reference]))
+                transform, _ = astroalign.find_transform(_smoothed(filled[i]), _smoothed(target))
             except (astroalign.MaxIterError, ValueError) as exc:
                 raise NotaError(f"frame {i} of the series cannot be aligned: {exc}") from exc
-        out.append(_refine(transform, _centroids(ccd), reference_stars))
+        out.append(_refine(transform, _centroids(ccd, filled[i]), reference_stars))
     return out
 
 
-def _smoothed(ccd: CCDData) -> np.ndarray:
+def _smoothed(data: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
-    return ndimage.median_filter(_filled(ccd), size=3)
+    return ndimage.median_filter(data, size=3)
 
 
-def _centroids(ccd: CCDData, snr: float = 10.0, half: int = 2) -> np.ndarray:
+def _centroids(ccd: CCDData, data: np.ndarray, snr: float = 10.0, half: int = 2) -> np.ndarray:
     """(x, y) of bright peaks: first moments of a 5x5 box above the local sky.
 
     The first moment of a pixel-integrated symmetric profile is its centre whatever the
@@ -98,13 +102,13 @@ def _centroids(ccd: CCDData, snr: float = 10.0, half: int = 2) -> np.ndarray:
     """
     from scipy import ndimage
 
-    data = _filled(ccd)
-    sigma = (np.full(data.shape, 1.4826 * np.median(np.abs(data - np.median(data))))
+    sky = np.median(data)
+    sigma = (np.full(data.shape, 1.4826 * np.median(np.abs(data - sky)))
              if ccd.uncertainty is None else np.asarray(ccd.uncertainty.array, np.float64))
     bad = np.zeros(data.shape, bool) if ccd.mask is None else ndimage.binary_dilation(
         np.asarray(ccd.mask, bool), iterations=half + 1)
     peaks = (data == ndimage.maximum_filter(data, size=2 * half + 1)) & ~bad
-    peaks &= data - np.median(data) > snr * sigma
+    peaks &= data - sky > snr * sigma
     e = 2 * half + 1
     peaks[:e], peaks[-e:], peaks[:, :e], peaks[:, -e:] = False, False, False, False
     grid = np.arange(-half, half + 1)
@@ -172,9 +176,9 @@ def align_series(frames: Sequence[CCDData], reference: int = 0,
     shape = frames[reference].shape
     if any(f.shape != shape for f in frames):
         raise NotaError("the frames of a series must have one shape")
+    filled = [_filled(f) for f in frames]
     out = []
-    for ccd, transform in zip(frames, series_transforms(frames, reference)):
-        data = _filled(ccd)
+    for ccd, data, transform in zip(frames, filled, series_transforms(frames, reference, filled)):
         mask = np.zeros(shape, bool) if ccd.mask is None else np.asarray(ccd.mask, bool)
         mask = mask | ~np.isfinite(ccd.data)
         moved = _warp(data, transform, shape, params.order, np.nan)
@@ -229,7 +233,7 @@ def stack_series(frames: Sequence[CCDData], exptimes: Sequence[float], airmasses
     bad = np.stack([np.zeros(shape, bool) if f.mask is None else np.asarray(f.mask, bool)
                     for f in frames]) | ~np.isfinite(rate)
     if np.isnan(sigma).any():  # no uncertainty plane: the series' own scatter
-        scatter = 1.4826 * np.nanmedian(np.abs(rate - np.nanmedian(rate, 0)), 0)
+        scatter = 1.4826 * nanmedian0(np.abs(rate - nanmedian0(rate)))
         sigma = np.where(np.isnan(sigma), scatter, sigma)
 
     # The sky changes through a series (moon, twilight, airmass): compare and average the
@@ -241,7 +245,7 @@ def stack_series(frames: Sequence[CCDData], exptimes: Sequence[float], airmasses
     valid = np.where(bad, np.nan, rate)
     with warnings.catch_warnings():  # pixels no frame covers stay NaN, and are masked
         warnings.simplefilter("ignore", RuntimeWarning)
-        centre = np.nanmedian(valid, axis=0)
+        centre = nanmedian0(valid)
         # Two values have their mean as median, which a hit drags half-way: hits are
         # positive, so judge both against the lower one.
         pair = (~bad).sum(axis=0) == 2
