@@ -81,6 +81,7 @@ def timed_command(command: list[str], **kw) -> tuple[float, float]:
 
 
 def run_siril(work: Path) -> tuple[float, float]:
+    work = work.resolve()  # Siril reads the script's path after changing to the folder
     shutil.rmtree(work / "process", ignore_errors=True)
     (work / "process").mkdir()
     (work / "preprocess.ssf").write_text(SIRIL_SCRIPT)

@@ -38,7 +38,7 @@ def _worker_context():
         return multiprocessing.get_context("fork")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["nota.pipeline.worker", "nota.pipeline.steps.reduce_frame",
-                                    "matplotlib.figure", "matplotlib.backends.backend_agg"])
+                                    "matplotlib"])  # the palettes of the previews and plots
     return context
 
 

@@ -2,27 +2,23 @@
 
 The lecture judges calibration frames by eye: bias histograms side by side, flats next to each
 other in DS9, counts through the night. These functions draw the same pictures for the
-catalogue. Each builds its own ``Figure`` on an Agg canvas, never pyplot's global state, so
-they are safe in a web server's threads and in worker processes. The night's counts, remade
-by every ``nota qc``, are drawn with Pillow instead, in the same font and colours.
+catalogue, with Pillow (``nota.reduce.canvas``) in matplotlib's font and colours: they are
+remade whenever what they show changes, and matplotlib's layout of a twenty-panel figure cost
+more than building the master it shows. Nothing here holds global state, so they are safe in
+a web server's threads and in worker processes.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 from datetime import UTC, datetime
-from functools import lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from nota.reduce.preview import CMAPS, NEUTRAL_RGB, block_average, zscale_limits
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from nota.reduce.canvas import GRID_GREY, Box, Canvas, log_ticks, nice_ticks, padded, panel_boxes, tint
+from nota.reduce.preview import block_average, zscale_limits
 
 __all__ = [
     "bias_histograms_png",
@@ -33,34 +29,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DPI = 100
-WIDTH, HEIGHT = 8.0, 4.0  # inches at DPI: 800 x 400 pixels
+WIDTH, HEIGHT = 800, 400  # pixels of a plot (taller for many panels)
 HISTOGRAM_HALF_WIDTH = 50  # ADU either side of the common median, in 1-ADU bins, as the lecture
 HISTOGRAM_SAMPLE = 2  # every 2nd pixel each way: a quarter of a 2k frame is a smooth histogram
-EXCLUDED_COLOUR = "tab:red"
-NEUTRAL = tuple(c / 255 for c in NEUTRAL_RGB)
-# The night plot, drawn with Pillow: plot box and legend column in pixels of 800 x 400.
-NIGHT_BOX = (78, 34, 640, 350)  # left, top, right, bottom
+EXCLUDED_COLOUR = (214, 39, 40)  # matplotlib's tab:red
+NIGHT_BOX = Box(78, 34, 640, 350)  # the night plot's axes in its 800 x 400
 MARKERS = ("circle", "square", "diamond", "triangle", "triangle_down")
 TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
          "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")  # matplotlib's C0..C9
-
-
-def _figure(width: float = WIDTH, height: float = HEIGHT) -> Figure:
-    """A figure on its own Agg canvas; constrained layout keeps labels inside the picture."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _png(figure: Figure) -> bytes:
-    """The figure as PNG bytes, at exactly its size (no tight bounding box)."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    return buffer.getvalue()
+BAR_BLUE = tint((31, 119, 180), 0.8)  # C0 at matplotlib's alpha 0.8
 
 
 def _grid(count: int, max_columns: int) -> tuple[int, int]:
@@ -105,8 +82,8 @@ class _Levels:
 def bias_histograms_png(frames: list[tuple[str, np.ndarray]]) -> bytes:
     """One histogram per bias frame, 1-ADU bins over the common median +-50 ADU.
 
-    A shared x range makes an offset or a wider read noise jump out between panels; each
-    panel's own median is marked so a drifting level is read off without a table.
+    A shared x range and count scale make an offset or a wider read noise jump out between
+    panels; each panel's own median is marked so a drifting level is read off without a table.
     """
     if not frames:
         raise ValueError("no bias frames to plot")
@@ -114,27 +91,31 @@ def bias_histograms_png(frames: list[tuple[str, np.ndarray]]) -> bytes:
     medians = [levels.median for levels in levels_of]
     centre = round(float(np.median(medians)))
     low, bins = centre - HISTOGRAM_HALF_WIDTH, 2 * HISTOGRAM_HALF_WIDTH + 1
-    levels = np.arange(low, low + bins)
+    counts = [levels.histogram(low, bins) for levels in levels_of]
+    top_count = max(1, max(int(c.max()) for c in counts)) * 1.05
     rows, columns = _grid(len(frames), 5)
-    figure = _figure(WIDTH, max(HEIGHT, 2.0 * rows))
-    axes = figure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False)
-    for panel, (name, _), frame in zip(axes.flat, frames, levels_of):
-        counts, median = frame.histogram(low, bins), frame.median
-        panel.stairs(counts, np.append(levels, levels[-1] + 1) - 0.5, fill=True, alpha=0.8)
-        panel.axvline(median, color="black", linewidth=0.8)
-        panel.set_title(name, fontsize=8)
-        panel.text(
-            0.97, 0.95, f"{median:.0f}", transform=panel.transAxes, fontsize=7, ha="right", va="top"
-        )
-        panel.tick_params(labelsize=7)
-    for panel in axes.flat[len(frames) :]:
-        panel.set_visible(False)
-    for panel in axes[-1]:
-        panel.set_xlabel("ADU")
-    for panel in axes[:, 0]:
-        panel.set_ylabel("pixels")
-    figure.suptitle(f"Bias histograms: {len(frames)} frames, common median {centre} ADU")
-    return _png(figure)
+    canvas = Canvas(WIDTH, max(HEIGHT, 200 * rows))
+    canvas.text((WIDTH / 2, 8), f"Bias histograms: {len(frames)} frames, common median {centre} ADU", 14, "ma")
+    area = Box(70, 48, WIDTH - 12, canvas.height - 42)
+    x_low, x_high = low - 0.5, low + bins - 0.5
+    x_ticks, y_ticks = nice_ticks(x_low, x_high, 4), nice_ticks(0, top_count, 4)
+    for number, (box, (name, _), histogram, median) in enumerate(
+            zip(panel_boxes(len(frames), columns, area, 14, 30), frames, counts, medians)):
+        for i, n in enumerate(histogram):
+            if n:
+                canvas.draw.rectangle([box.x_of(low + i - 0.5, x_low, x_high), box.y_of(n, 0, top_count),
+                                       box.x_of(low + i + 0.5, x_low, x_high), box.bottom], fill=BAR_BLUE)
+        x = box.x_of(median, x_low, x_high)
+        canvas.draw.line([(x, box.top), (x, box.bottom)], fill="black")
+        canvas.frame(box)
+        canvas.text(((box.left + box.right) / 2, box.top - 4), name, 10, "md")
+        canvas.text((box.right - 4, box.top + 3), f"{median:.0f}", 9, "ra")
+        last_row, first_column = number >= len(frames) - columns, number % columns == 0
+        canvas.x_ticks(box, x_low, x_high, x_ticks, labels=last_row)
+        canvas.y_ticks(box, 0, top_count, y_ticks, labels=first_column)
+    canvas.text(((area.left + area.right) / 2, canvas.height - 6), "ADU", 11, "md")
+    canvas.vertical_text((14, (area.top + area.bottom) / 2), "pixels", 11)
+    return canvas.png()
 
 
 def flat_patterns_png(
@@ -144,8 +125,10 @@ def flat_patterns_png(
 
     The reference (given, or the median of the included patterns) comes first and each panel
     states its largest departure from it, so a rotated filter's shadow stands out both by
-    colour and by number. Excluded flats carry a red "excluded" title.
+    colour and by number. Excluded flats carry a red "excluded" title and frame.
     """
+    from nota.reduce.preview import CMAPS
+
     if not patterns:
         raise ValueError("no flat patterns to plot")
     grids = [np.asarray(p, dtype=np.float64) for _, p, _ in patterns]
@@ -162,33 +145,26 @@ def flat_patterns_png(
     finite = np.concatenate([g[np.isfinite(g)].ravel() for _, g, _ in panels])
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     rows, columns = _grid(len(panels), 7)
-    figure = _figure(WIDTH, max(HEIGHT, 1.6 * rows + 0.6))
-    axes = figure.subplots(rows, columns, squeeze=False)
-    from matplotlib import colormaps
-
-    colormap = colormaps[CMAPS["flat"]].with_extremes(bad=NEUTRAL)
-    shown = None
-    for panel, (name, grid, keep) in zip(axes.flat, panels):
-        shown = panel.imshow(grid, origin="lower", cmap=colormap, vmin=low, vmax=high)
-        panel.set_xticks([])
-        panel.set_yticks([])
+    canvas = Canvas(WIDTH, max(HEIGHT, 160 * rows + 60))
+    canvas.text((WIDTH / 2 - 40, 8), f"Flat illumination patterns: {len(patterns)} frames", 14, "ma")
+    cell = min((WIDTH - 130 - 12 * (columns - 1)) / columns, (canvas.height - 40) / rows - 42)
+    area = Box(10, 58, 10 + columns * cell + (columns - 1) * 12, 58 + rows * cell + (rows - 1) * 42)
+    for box, (name, grid, keep) in zip(panel_boxes(len(panels), columns, area, 12, 42), panels):
+        canvas.picture(grid, (low, high), CMAPS["flat"], box)
+        centre = (box.left + box.right) / 2
         if keep is None:
-            panel.set_title(name, fontsize=8, fontweight="bold")
+            canvas.text((centre, box.top - 4), name, 10, "md", bold=True)
+            canvas.frame(box)
             continue
-        title = name if keep else f"{name}\nexcluded"
-        panel.set_title(title, fontsize=7, color="black" if keep else EXCLUDED_COLOUR)
-        if not keep:
-            for side in panel.spines.values():
-                side.set_edgecolor(EXCLUDED_COLOUR)
-                side.set_linewidth(2)
+        colour = "black" if keep else EXCLUDED_COLOUR
+        canvas.text((centre, box.top - 4), name if keep else f"{name}\nexcluded", 9, "md", fill=colour)
+        canvas.frame(box, colour, 1 if keep else 2)
         if reference is not None and grid.shape == np.shape(reference):
             departure = float(np.nanmax(np.abs(grid - reference)))
-            panel.set_xlabel(f"max dev. {100 * departure:.1f}%", fontsize=7)
-    for panel in axes.flat[len(panels) :]:
-        panel.set_visible(False)
-    figure.colorbar(shown, ax=axes, shrink=0.8, label="level / median level")
-    figure.suptitle(f"Flat illumination patterns: {len(patterns)} frames")
-    return _png(figure)
+            canvas.text((centre, box.bottom + 4), f"max dev. {100 * departure:.1f}%", 9, "ma")
+    bar = Box(area.right + 22, area.top, area.right + 38, max(area.bottom, area.top + 150))
+    canvas.colour_bar(bar, CMAPS["flat"], low, high, "level / median level")
+    return canvas.png()
 
 
 def image_png(
@@ -203,36 +179,26 @@ def image_png(
 ) -> bytes:
     """A zscaled view of a whole image with pixel axes and a colour bar, for a product page.
 
-    The figure is sized to the averaged image (about max_size pixels of image across) so the
-    picture is not resampled a second time; axes keep the original pixel coordinates.
+    The picture is sized to the averaged image (about max_size pixels of image across) so it
+    is not resampled a second time; the axes keep the original pixel coordinates.
     """
-    from matplotlib import colormaps
-
     small = block_average(data, max_size, mask)
     finite = np.isfinite(small)
     low, high = zscale_limits(small, ~finite) if finite.any() else (0.0, 1.0)
     rows, cols = np.shape(data)
     image_rows, image_cols = small.shape
-    width = (image_cols + (140 if colorbar else 60)) / DPI
-    height = (image_rows + 90) / DPI
-    figure = _figure(max(width, 3.0), max(height, 2.5))
-    axes = figure.subplots()
-    colormap = colormaps[cmap].with_extremes(bad=NEUTRAL)
-    shown = axes.imshow(
-        small,
-        origin="lower",
-        cmap=colormap,
-        vmin=low,
-        vmax=high,
-        extent=(0.5, cols + 0.5, 0.5, rows + 0.5),
-        interpolation="nearest",
-    )
-    axes.set_title(title)
-    axes.set_xlabel("x (pixels)")
-    axes.set_ylabel("y (pixels)")
+    canvas = Canvas(max(image_cols + (150 if colorbar else 70), 300), max(image_rows + 90, 250))
+    box = Box(60, 34, 60 + image_cols, 34 + image_rows)
+    canvas.picture(small, (low, high), cmap, box)
+    canvas.frame(box)
+    canvas.x_ticks(box, 0.5, cols + 0.5, nice_ticks(0.5, cols + 0.5, 5))
+    canvas.y_ticks(box, 0.5, rows + 0.5, nice_ticks(0.5, rows + 0.5, 5))
+    canvas.text(((box.left + box.right) / 2, 10), title, 13, "ma")
+    canvas.text(((box.left + box.right) / 2, box.bottom + 20), "x (pixels)", 11, "ma")
+    canvas.vertical_text((14, (box.top + box.bottom) / 2), "y (pixels)", 11)
     if colorbar:
-        figure.colorbar(shown, ax=axes, label=unit)
-    return _png(figure)
+        canvas.colour_bar(Box(box.right + 14, box.top, box.right + 28, box.bottom), cmap, low, high, unit)
+    return canvas.png()
 
 
 def _ut(value: Any) -> datetime | None:
@@ -297,76 +263,38 @@ def night_statistics_png(rows: list[dict]) -> bytes:
 
 def _log_scatter_png(series: dict[str, list[tuple[float, float]]], title: str, xlabel: str,
                      ylabel: str) -> bytes:
-    """Points (x, y > 0) on a linear x and a logarithmic y axis, a legend beside the box.
-
-    Drawn with Pillow in matplotlib's font and colours rather than by matplotlib: ``nota
-    qc`` remakes the night plot on every run, and importing and laying out a matplotlib
-    figure cost that run 0.4 s, as much as measuring thirty frames.
-    """
-    from PIL import Image, ImageDraw
-
-    left, top, right, bottom = NIGHT_BOX
+    """Points (x, y > 0) on a linear x and a logarithmic y axis, a legend beside the box."""
+    box = NIGHT_BOX
     xs = [x for points in series.values() for x, _ in points]
     logs = [math.log10(y) for points in series.values() for _, y in points]
-    x_low, x_high = _padded(min(xs), max(xs), 0.03, 0.5)
-    y_low, y_high = _padded(min(logs), max(logs), 0.05, 0.1)
+    x_low, x_high = padded(min(xs), max(xs), 0.03, 0.5)
+    y_low, y_high = padded(min(logs), max(logs), 0.05, 0.1)
 
     def at(x: float, y: float) -> tuple[float, float]:
-        return (left + (x - x_low) / (x_high - x_low) * (right - left),
-                bottom - (math.log10(y) - y_low) / (y_high - y_low) * (bottom - top))
+        return box.x_of(x, x_low, x_high), box.y_of(math.log10(y), y_low, y_high)
 
-    image = Image.new("RGB", (int(WIDTH * DPI), int(HEIGHT * DPI)), "white")
-    draw = ImageDraw.Draw(image)
-    small, large = _font(11), _font(14)
-    for x in _nice_ticks(x_low, x_high):
+    canvas = Canvas(WIDTH, HEIGHT)
+    draw = canvas.draw
+    for x in nice_ticks(x_low, x_high):
         px = at(x, 10**y_low)[0]
-        draw.line([(px, top), (px, bottom)], fill=(230, 230, 230))
-        draw.text((px, bottom + 4), f"{x:g}", font=small, fill="black", anchor="ma")
-    for y in _log_ticks(y_low, y_high):
+        draw.line([(px, box.top), (px, box.bottom)], fill=GRID_GREY)
+        canvas.text((px, box.bottom + 4), f"{x:g}", 11, "ma")
+    for y in log_ticks(y_low, y_high):
         py = at(x_low, y)[1]
-        draw.line([(left, py), (right, py)], fill=(230, 230, 230))
-        draw.text((left - 5, py), f"{y:,.0f}" if y >= 1 else f"{y:.2g}", font=small, fill="black", anchor="rm")
-    draw.rectangle([left, top, right, bottom], outline="black")
+        draw.line([(box.left, py), (box.right, py)], fill=GRID_GREY)
+        canvas.text((box.left - 5, py), f"{y:,.0f}" if y >= 1 else f"{y:.2g}", 11, "rm")
+    canvas.frame(box)
     for number, (label, points) in enumerate(series.items()):
         marker, colour = MARKERS[number % len(MARKERS)], TAB10[number % len(TAB10)]
         for x, y in points:
             _marker(draw, at(x, y), marker, colour)
-        row = top + 10 + 18 * number
-        _marker(draw, (right + 18, row), marker, colour)
-        draw.text((right + 28, row), f"{label} ({len(points)})", font=small, fill="black", anchor="lm")
-    draw.text(((left + right) / 2, top - 8), title, font=large, fill="black", anchor="md")
-    draw.text(((left + right) / 2, bottom + 24), xlabel, font=small, fill="black", anchor="ma")
-    width = int(draw.textlength(ylabel, font=small)) + 4
-    label = Image.new("RGB", (width, 16), "white")
-    ImageDraw.Draw(label).text((width / 2, 8), ylabel, font=small, fill="black", anchor="mm")
-    image.paste(label.rotate(90, expand=True), (8, int((top + bottom - width) / 2)))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _padded(low: float, high: float, fraction: float, least: float) -> tuple[float, float]:
-    """An axis range around the data with a margin, never empty."""
-    margin = max((high - low) * fraction, least if high == low else 0.0)
-    return low - margin, high + margin
-
-
-def _nice_ticks(low: float, high: float, target: int = 10) -> list[float]:
-    """Ticks at a round step (1, 2 or 5 times a power of ten), about ``target`` of them."""
-    raw = (high - low) / target
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.ceil(low / step)
-    return [k * step for k in range(first, math.floor(high / step) + 1)]
-
-
-def _log_ticks(low: float, high: float) -> list[float]:
-    """Decades inside log10 limits; 2 and 5 times them too when fewer than two decades show."""
-    decades = range(math.floor(low), math.ceil(high) + 1)
-    ticks = [10.0**k for k in decades if low <= k <= high]
-    if len(ticks) < 2:
-        ticks = sorted(m * 10.0**k for k in decades for m in (1, 2, 5) if low <= math.log10(m) + k <= high)
-    return ticks or [10.0**low, 10.0**high]  # a narrow range: label its ends
+        row = box.top + 10 + 18 * number
+        _marker(draw, (box.right + 18, row), marker, colour)
+        canvas.text((box.right + 28, row), f"{label} ({len(points)})", 11, "lm")
+    canvas.text(((box.left + box.right) / 2, box.top - 8), title, 14, "md")
+    canvas.text(((box.left + box.right) / 2, box.bottom + 24), xlabel, 11, "ma")
+    canvas.vertical_text((16, (box.top + box.bottom) / 2), ylabel, 11)
+    return canvas.png()
 
 
 def _marker(draw, centre: tuple[float, float], shape: str, colour: str, r: float = 3.5) -> None:
@@ -380,16 +308,3 @@ def _marker(draw, centre: tuple[float, float], shape: str, colour: str, r: float
                   "triangle": [(x, y - r - 1), (x + r + 1, y + r), (x - r - 1, y + r)],
                   "triangle_down": [(x, y + r + 1), (x + r + 1, y - r), (x - r - 1, y - r)]}[shape]
         draw.polygon(points, fill=colour)
-
-
-@lru_cache(maxsize=4)
-def _font(size: int):
-    """matplotlib's DejaVu Sans, from its data files without importing matplotlib's plotting."""
-    from PIL import ImageFont
-
-    try:
-        import matplotlib
-
-        return ImageFont.truetype(str(Path(matplotlib.get_data_path(), "fonts/ttf/DejaVuSans.ttf")), size)
-    except OSError:
-        return ImageFont.load_default(size)
