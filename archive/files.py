@@ -87,16 +87,17 @@ class IndexedContents:
     being written, before its rows are in the table.
     """
 
+    # "+status": not by the index on status, which nearly every file matches (SQLite would
+    # take it over the hash's and read the whole table for each new file).
+    SQL = "SELECT min(path) FROM files WHERE content_hash = ? AND +status = 'ok'"
+
     def __init__(self, archive: Archive) -> None:
         self._conn = archive.conn
         self._paths: dict[str, str | None] = {}
 
     def get(self, digest: str) -> str | None:
-        # "+status": not by the index on status, which nearly every file matches (SQLite
-        # would take it over the hash's and read the whole table for each new file).
         if digest not in self._paths:
-            self._paths[digest] = self._conn.execute(
-                "SELECT min(path) FROM files WHERE content_hash = ? AND +status = 'ok'", (digest,)).fetchone()[0]
+            self._paths[digest] = self._conn.execute(self.SQL, (digest,)).fetchone()[0]
         return self._paths[digest]
 
     def setdefault(self, digest: str, path: str) -> str:

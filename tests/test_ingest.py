@@ -162,6 +162,14 @@ def test_a_copy_in_another_night_is_found_by_its_content(archive, write_frame, t
     assert report.outcomes == {"rejected": 1} and "a copy" in report.problems[0].problem
 
 
+def test_a_copy_is_looked_up_through_the_hash_index(archive):
+    """One index search per new file, whatever the archive's size (not a scan of its files)."""
+    from nota.archive.files import IndexedContents
+
+    plan = " ".join(str(row) for row in archive.conn.execute("EXPLAIN QUERY PLAN " + IndexedContents.SQL, ("x",)))
+    assert "files_content_hash" in plan, plan
+
+
 def make_bad_files(write_frame, tmp_path):
     """One file for each way input goes wrong; returns {name: expected words}."""
     raw = tmp_path / "raw"
