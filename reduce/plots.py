@@ -148,7 +148,9 @@ def flat_patterns_png(
     canvas = Canvas(WIDTH, max(HEIGHT, 160 * rows + 60))
     canvas.text((WIDTH / 2 - 40, 8), f"Flat illumination patterns: {len(patterns)} frames", 14, "ma")
     cell = min((WIDTH - 130 - 12 * (columns - 1)) / columns, (canvas.height - 40) / rows - 42)
-    area = Box(10, 58, 10 + columns * cell + (columns - 1) * 12, 58 + rows * cell + (rows - 1) * 42)
+    grid_height = rows * cell + (rows - 1) * 42
+    top = max(58.0, (canvas.height - grid_height) / 2)  # a single row sits mid-height
+    area = Box(10, top, 10 + columns * cell + (columns - 1) * 12, top + grid_height)
     for box, (name, grid, keep) in zip(panel_boxes(len(panels), columns, area, 12, 42), panels):
         canvas.picture(grid, (low, high), CMAPS["flat"], box)
         centre = (box.left + box.right) / 2
