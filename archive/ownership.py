@@ -7,10 +7,12 @@ products in is recorded in ``products_roots`` and holds a marker with that id
 
 from __future__ import annotations
 
+import sqlite3
+
 from nota.archive.database import Archive
 from nota.archive.provenance import utc_now
 
-__all__ = ["archive_id", "owned_roots", "record_root", "has_products_under", "info", "set_info"]
+__all__ = ["archive_id", "owned_roots", "record_root", "has_products_under", "products_under", "info", "set_info"]
 
 
 def info(archive: Archive, key: str) -> str | None:
@@ -44,6 +46,12 @@ def record_root(archive: Archive, root: str) -> None:
 
 def has_products_under(archive: Archive, root: str) -> bool:
     """Whether any product this archive recorded lives in ``root`` (an older nota's products/)."""
+    return products_under(archive.conn, root)
+
+
+def products_under(conn: sqlite3.Connection, root: str) -> bool:
+    """``has_products_under`` on a bare connection: for an archive of an older schema, read
+    before it is opened (and migrated)."""
     prefix = root.rstrip("/") + "/"
-    return archive.one("SELECT 1 AS yes FROM products WHERE substr(path, 1, ?) = ? LIMIT 1",
-                       (len(prefix), prefix)) is not None
+    return conn.execute("SELECT 1 FROM products WHERE substr(path, 1, ?) = ? LIMIT 1",
+                        (len(prefix), prefix)).fetchone() is not None

@@ -24,7 +24,7 @@ BLOCK = 2880
 CARD = 80
 COMMENTARY = frozenset({"COMMENT", "HISTORY", ""})
 
-__all__ = ["Card", "Hdu", "Truncated", "read_hdus", "read_file_hdus", "parse_value"]
+__all__ = ["BLOCK", "CARD", "Card", "Hdu", "Truncated", "padded", "read_hdus", "read_file_hdus", "parse_value"]
 
 
 class Card(NamedTuple):
@@ -270,7 +270,8 @@ def _data_size(values: dict[str, Any]) -> int:
     return abs(bitpix) // 8 * gcount * (pcount + size)
 
 
-def _padded(n: int) -> int:
+def padded(n: int) -> int:
+    """Bytes ``n`` bytes take in a FITS file: whole 2880-byte blocks."""
     return (n + BLOCK - 1) // BLOCK * BLOCK
 
 
@@ -326,7 +327,7 @@ def read_hdus(stream: BinaryIO, file_size: int) -> list[Hdu]:
         hdu.data_size = _data_size(hdu.first_values)
         hdus.append(hdu)
         size = hdu.data_size
-        offset = data_offset + _padded(size)
+        offset = data_offset + padded(size)
         if data_offset + size > file_size:
             raise Truncated(hdus, data_offset + size, file_size)
         if offset >= file_size:

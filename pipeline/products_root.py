@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nota.archive.database import Archive
-from nota.archive.ownership import archive_id, has_products_under, record_root
+from nota.archive.ownership import archive_id, has_products_under, products_under, record_root
 from nota.archive.provenance import utc_now
 from nota.errors import NotaError
 
@@ -83,12 +83,10 @@ def default_products_root(db_path: str | Path) -> str:
     if db.exists() and legacy.is_dir():
         try:
             conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
-            prefix = str(legacy) + "/"
-            found = conn.execute("SELECT 1 FROM products WHERE substr(path, 1, ?) = ? LIMIT 1",
-                                 (len(prefix), prefix)).fetchone()
+            found = products_under(conn, str(legacy))
             conn.close()
         except sqlite3.DatabaseError:
-            found = None
+            found = False
         if found:
             return str(legacy)
     return str(db.with_suffix(".products") if db.suffix else db.parent / (db.name + ".products"))

@@ -34,6 +34,7 @@ from typing import IO, Callable, Iterable, Iterator
 from nota.archive.database import Archive
 from nota.archive.files import known_files
 from nota.errors import NotaError
+from nota.fitsheader import BLOCK, CARD, padded
 from nota.pipeline.ingest import ingest, is_fits_name, iter_fits
 from nota.pipeline.plan import ReduceOptions
 from nota.pipeline.product_files import clean_temporaries
@@ -44,8 +45,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["BLOCK", "WatchOptions", "WatchEvent", "WatchReport", "fits_complete", "stop_on_signals", "watch_night"]
 
-BLOCK = 2880  # bytes: a FITS file is whole blocks of header and data
-CARD = 80
 DEBOUNCE_MS = 1000  # longest a burst of changes is gathered before a cycle looks at them
 STEP_MS = 100  # a pause this long with no new change ends the gathering
 
@@ -124,7 +123,7 @@ def _hdus_complete(stream: IO[bytes], size: int | None) -> bool:
     data = 0
     while True:
         cards = _header(stream, block)
-        if cards is None or not _skip(stream, _padded(_data_size(cards)), size):
+        if cards is None or not _skip(stream, padded(_data_size(cards)), size):
             return False
         data += _data_size(cards)
         block = stream.read(BLOCK)
@@ -160,10 +159,6 @@ def _data_size(cards: dict[str, str]) -> int:
         return abs(int(cards["BITPIX"])) // 8 * int(cards.get("GCOUNT", "1")) * (int(cards.get("PCOUNT", "0")) + pixels)
     except (KeyError, ValueError):
         return 1 << 62  # a header that cannot size its data: never complete
-
-
-def _padded(n: int) -> int:
-    return -(-n // BLOCK) * BLOCK
 
 
 def _skip(stream: IO[bytes], n: int, size: int | None) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nota.reduce.preview import _palette, to_levels
+from nota.reduce.preview import palette, to_levels
 
 __all__ = ["Box", "Canvas", "font", "nice_ticks", "log_ticks", "padded", "panel_boxes", "tint"]
 
@@ -167,7 +167,7 @@ class Canvas:
         from PIL import Image
 
         levels = Image.fromarray(np.ascontiguousarray(to_levels(np.asarray(values, np.float64), limits)[::-1]))
-        levels.putpalette(_palette(cmap))
+        levels.putpalette(palette(cmap))
         size = (max(int(round(box.width)), 1), max(int(round(box.height)), 1))
         self.image.paste(levels.convert("RGB").resize(size, Image.Resampling.NEAREST),
                          (int(round(box.left)), int(round(box.top))))

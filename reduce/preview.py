@@ -206,7 +206,7 @@ MISSING = LEVELS
 
 
 @lru_cache(maxsize=16)
-def _palette(cmap: str) -> bytes:
+def palette(cmap: str) -> bytes:
     """A PNG palette: 255 colours of a matplotlib colormap, then the neutral colour."""
     import matplotlib
 
@@ -246,7 +246,7 @@ def preview_png(
     finite = np.isfinite(small)
     limits = zscale_limits(small, ~finite) if finite.any() else (0.0, 1.0)
     picture = Image.fromarray(np.ascontiguousarray(to_levels(small, limits)[::-1]))
-    picture.putpalette(_palette(cmap))  # one byte a pixel, grey or in colour
+    picture.putpalette(palette(cmap))  # one byte a pixel, grey or in colour
     buffer = io.BytesIO()
     # Stored, not deflated: noisy sky hardly compresses (deflate saves a quarter of a view's
     # bytes at eight times the cost, a tenth of qc's time per frame), and one byte a pixel
