@@ -16,7 +16,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, Callable, NamedTuple
 
 from nota.errors import FitsError
 
@@ -281,11 +281,38 @@ def read_hdus(stream: BinaryIO, file_size: int) -> list[Hdu]:
     Data units are skipped by seeking. Raises ``FitsError`` when the bytes are not FITS or
     the file ends before a header or data unit does (truncated).
     """
+
+    def read_at(offset: int, n: int) -> bytes:
+        stream.seek(offset)
+        return stream.read(n)
+
+    return _read_hdus(_Window(read_at), file_size)
+
+
+class _Window:
+    """A file's bytes read ahead in one call: a header is most often a few blocks, and one
+    system call for them costs less than one for each (through a buffered stream, more)."""
+
+    AHEAD = 8 * BLOCK
+
+    def __init__(self, read_at: Callable[[int, int], bytes]) -> None:
+        self._read_at = read_at
+        self._start, self._data, self._eof = 0, b"", False
+
+    def read(self, offset: int, n: int) -> bytes:
+        start, data = self._start, self._data
+        if not (start <= offset and (offset + n <= start + len(data) or self._eof)):
+            want = max(n, self.AHEAD)
+            self._start, self._data = start, data = offset, self._read_at(offset, want)
+            self._eof = len(data) < want
+        return data[offset - start : offset - start + n]
+
+
+def _read_hdus(window: _Window, file_size: int) -> list[Hdu]:
     hdus: list[Hdu] = []
     offset = 0
     while True:
-        stream.seek(offset)
-        first = stream.read(BLOCK)
+        first = window.read(offset, BLOCK)
         if not first:
             if not hdus:
                 raise FitsError("file is empty")
@@ -309,7 +336,7 @@ def read_hdus(stream: BinaryIO, file_size: int) -> list[Hdu]:
             if end is not None:
                 header_end = end
                 break
-            block = stream.read(BLOCK)
+            block = window.read(offset + BLOCK * len(blocks), BLOCK)
             if not block:
                 raise FitsError(f"truncated: header of HDU {len(hdus)} has no END card")
             blocks.append(block)
@@ -368,5 +395,8 @@ def read_file_hdus(path: str) -> list[Hdu]:
             raise FitsError(f"not a readable gzip file: {exc}") from None
         return read_hdus(io.BytesIO(data), len(data))
     # Read-only: raw files are never opened for writing.
-    with open(path, "rb") as stream:
-        return read_hdus(stream, os.fstat(stream.fileno()).st_size)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        return _read_hdus(_Window(lambda offset, n: os.pread(fd, n, offset)), os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
