@@ -21,6 +21,7 @@ from nota.hashing import content_hash
 __all__ = ["ReadTask", "read_all", "merged_header"]
 
 PARALLEL_FROM = 64  # files to read before worker processes pay for their start-up
+CHUNK = 32  # files a reader takes at a time: each hand-over costs about 0.2 ms of CPU (8: 15 % slower)
 
 
 def _layout(hdus: list[Hdu], data_hdu: int | None, path: str) -> str:
@@ -180,7 +181,7 @@ def _read(task: ReadTask) -> IndexedFile:
 def read_all(tasks: list[ReadTask], jobs: int | None) -> Iterator[IndexedFile]:
     """Parse files in worker processes when there are enough to pay for them, in order."""
     from nota.parallel import map_in_processes
-    return map_in_processes(_read, tasks, jobs=jobs, parallel_from=PARALLEL_FROM, chunksize=8)
+    return map_in_processes(_read, tasks, jobs=jobs, parallel_from=PARALLEL_FROM, chunksize=CHUNK)
 
 
 def _int_or_none(value: Any) -> int | None:
