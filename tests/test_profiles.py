@@ -289,6 +289,40 @@ header = { "HIERARCH ESO DPR TECH" = "^SPECTRUM$", "HIERARCH ESO INS MODE" = "lo
     assert _row({"HIERARCH ESO DPR TECH": "SPECTRUM"}, profile)["kind"] == "unknown"  # a keyword missing
 
 
+def test_remembered_kinds_follow_every_fact_a_rule_reads_and_the_profile_that_reads_it():
+    """classify_kind remembers its answers by the facts the rules read: a frame that differs
+    in one of them (a header keyword a rule tests, T against 1, the exposure time) is
+    classified afresh, and a profile with other rules never takes another's answers."""
+    from dataclasses import replace
+
+    from nota.instruments.observation import classify_kind
+    from nota.instruments.profile import KindRule
+
+    rules = (KindRule("dark", "SHUTTER T", header=(("SHUTTER", "^T$"),)),
+             KindRule("bias", "short", exptime_max=0.0),
+             KindRule("science", "anything"))
+    profile = replace(load_profile("alfosc"), kinds=rules)
+
+    def kind(**facts):
+        facts.setdefault("header", {})
+        return classify_kind({"imagetyp": None, "object": "x", "exptime": 5.0, **facts}, profile)[0]
+
+    assert kind(header={"SHUTTER": True}) == "dark"
+    assert kind(header={"SHUTTER": 1}) == "science"  # 1 == True in Python, not to the rule
+    assert kind(header={"SHUTTER": True}) == "dark"
+    assert kind(exptime=0.0) == "bias" and kind(exptime=5.0) == "science"
+    other = replace(profile, kinds=(KindRule("focus", "everything"),))
+    assert classify_kind({"imagetyp": None, "object": "x", "exptime": 0.0, "header": {}}, other)[0] == "focus"
+    assert kind(exptime=0.0) == "bias"
+
+
+def test_numbers_too_large_for_a_float_are_no_number():
+    from nota.instruments.values import number
+
+    assert number(10 ** 400) is None and number(-(10 ** 400)) is None
+    assert number(True) is None and number(7) == 7.0 and number(" 2.5 ") == 2.5
+
+
 # The generic profile: MaxIm DL and N.I.N.A. headers ---------------------------------------------
 
 def maxim(imagetyp: str, **cards) -> dict:

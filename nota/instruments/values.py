@@ -24,10 +24,15 @@ _UNSET = -1.0e300  # below this a value is a "not set" marker (-DBL_MAX), not a 
 
 def number(value: Any) -> float | None:
     """A finite number from a header value (numbers, or text holding one); else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
+    kind = type(value)
+    if kind is float:  # most values: no isinstance chain (ingest reads 15 a frame)
+        return value if math.isfinite(value) else None
+    if kind is int or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        try:
+            result = float(value)
+        except OverflowError:  # an integer of 400 digits is no measurement
+            return None
+        return result if math.isfinite(result) else None
     if isinstance(value, str):
         try:
             result = float(value.strip())
