@@ -87,3 +87,24 @@ def test_software_versions_are_those_installed():
     versions = software_versions()
     for name in _LIBRARIES:
         assert versions[name] == metadata.version(name), name
+
+
+def test_the_program_exits_without_the_collectors_last_passes_and_keeps_its_status(tmp_path):
+    """``nota`` (``nota.cli.run``) freezes the collector as it exits, with the command's own
+    exit status; the app called in-process (as these tests do) leaves the collector alone."""
+    import gc
+    import subprocess
+    import sys
+
+    code = ("import atexit, gc, sys\n"
+            "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+            "from nota.cli import run\n"
+            "sys.argv = ['nota', '--db', sys.argv[1], 'query', sys.argv[2]]\n"
+            "run()\n")
+    db = tmp_path / "none.db"
+    done = subprocess.run([sys.executable, "-c", code, str(db), "SELECT 1"], capture_output=True, text=True)
+    assert done.returncode == 1 and "no archive here" in done.stderr  # the status survives
+    assert done.stdout.split()[-2:] == ["frozen", "True"]
+    before = gc.get_freeze_count()
+    CliRunner().invoke(app, ["--db", str(db), "query", "SELECT 1"])
+    assert gc.get_freeze_count() == before

@@ -125,5 +125,25 @@ def _sub_app(name: str, help: str, example: str) -> typer.Typer:
 from nota.cli import archive as _archive, groups as _groups, profile as _profile, reduce as _reduce  # noqa: E402,F401
 from nota.cli import check as _check, report as _report, watch as _watch  # noqa: E402,F401
 
+
+
+def run() -> None:
+    """The ``nota`` program: the app, and then an exit without the collector's last passes.
+
+    Every command has closed what it opened by the time it ends (archives, pools, files,
+    all in ``with`` blocks), but Python's exit still walks every object the process holds
+    looking for cycles: 20 to 30 ms after an ingest, a twentieth of the whole command.
+    ``gc.freeze()`` leaves them out of it; everything is still freed as the modules go.
+    Only here, in the program itself: a test calling the commands in-process keeps its
+    collector."""
+    try:
+        app()
+    except SystemExit:  # click ends every run so, with the exit status
+        import gc
+
+        gc.freeze()
+        raise
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    run()

@@ -1,5 +1,5 @@
 """``python -m nota.cli``: the same as the ``nota`` command."""
 
-from nota.cli import app
+from nota.cli import run
 
-app()
+run()
