@@ -191,13 +191,16 @@ def checkpoints_beside(archive: Archive) -> Iterator[Callable[[], None]]:
     wake, done = threading.Event(), threading.Event()
 
     def run() -> None:
-        while not done.is_set():
+        while True:
             wake.wait()
             wake.clear()
+            last = done.is_set()  # the end: one more, so the writer's close finds nothing to copy
             try:
                 checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             except sqlite3.Error as exc:  # busy or failing: the writer's own checkpoint will do it
                 log.debug("background checkpoint: %s", exc)
+            if last:
+                return
 
     every = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
     conn.execute("PRAGMA wal_autocheckpoint = 0")
