@@ -28,6 +28,28 @@ def test_every_command_has_help_with_an_example(command):
     assert "nota " in result.output.split("Example:")[1]
 
 
+def _all_commands(group=None, path=()):
+    group = group or get_command(app)
+    for name, command in sorted(group.commands.items()):
+        if hasattr(command, "commands"):  # a group: its own commands
+            yield from _all_commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+@pytest.mark.parametrize("path, command", list(_all_commands()), ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
+def test_every_example_line_of_a_command_is_printed_as_written(path, command):
+    """click rewraps help paragraphs; the examples must keep one command per line."""
+    import inspect
+
+    doc = inspect.cleandoc(command.callback.__doc__ or "").replace("\b\n", "")
+    examples = [line.strip() for p in doc.split("\n\n") if p.startswith(" ") for line in p.splitlines()]
+    assert examples, f"nota {' '.join(path)} has no example"
+    printed = [line.strip() for line in CliRunner().invoke(app, [*path, "--help"], terminal_width=80).output.splitlines()]
+    for line in examples:
+        assert line in printed, (path, line)
+
+
 def test_query_json_csv_and_table(archive, write_frame, tmp_path, db_path):
     write_frame("ALrd120001.fits")
     write_frame("ALrd120050.fits", OBJECT="Sky Flat evening", IMAGETYP="OBJECT", EXPTIME=17.0, ALFLTID=0, FBFLTID=78)

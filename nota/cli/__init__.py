@@ -67,7 +67,8 @@ def main(
 
 
 def _fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn nota's own errors into one line on stderr and exit status 1."""
+    """Turn nota's own errors into one line on stderr and exit status 1 (and keep the
+    help's example lines as they are written)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -77,7 +78,20 @@ def _fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(EXIT_ERROR) from None
 
+    wrapper.__doc__ = _examples_kept(command.__doc__)
     return wrapper
+
+
+def _examples_kept(doc: str | None) -> str | None:
+    """A command's docstring with each indented block (its examples) marked for click to
+    print as written: click rewraps every paragraph, and ran two example commands into
+    one line."""
+    if not doc:
+        return doc
+    import inspect
+
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(f"\b\n{p}" if p.startswith(" ") else p for p in paragraphs)
 
 
 def writable():
