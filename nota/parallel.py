@@ -2,9 +2,7 @@
 
 Ingest and quality control read many files and touch no database in their workers, so a
 process pool pays off once there are enough files; below that, the work stays in this
-process. Workers are forked: they inherit the loaded modules and profiles, and modules that
-only the work imports (lazily, to keep the CLI quick) can be preloaded here once rather than
-imported again in every worker.
+process. Workers are forked: they inherit the loaded modules and profiles.
 
 Each worker (and the work when it stays here) keeps numpy's BLAS to one thread: the pool
 already fills the cores, and BLAS threads on top of it fight over them (a 65536-long dot
@@ -15,11 +13,10 @@ memory handed back to the kernel is faulted in again page by page on the next fi
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from contextlib import nullcontext
-from typing import Callable, ContextManager, Iterable, Iterator, TypeVar
+from typing import Callable, ContextManager, Iterator, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -34,10 +31,8 @@ def map_in_processes(
     jobs: int | None = None,
     parallel_from: int = 8,
     chunksize: int = 1,
-    preload: Iterable[str] = (),
 ) -> Iterator[R]:
-    """``map(function, items)`` in ``jobs`` processes (default: the cores) when worth it;
-    ``preload`` names modules to import before the workers fork."""
+    """``map(function, items)`` in ``jobs`` processes (default: the cores) when worth it."""
     if not items:  # nothing to do: not even the pool's modules are imported (a CLI's start)
         return
     jobs = jobs or os.cpu_count() or 1
@@ -48,8 +43,6 @@ def map_in_processes(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    for module in preload:
-        importlib.import_module(module)
     context = multiprocessing.get_context("fork")
     # The pool is shut down waiting for its workers: without waiting (5 ms sooner after an
     # ingest) Python 3.11's exit can race the pool's thread and print an EBADF traceback.

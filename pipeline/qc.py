@@ -22,7 +22,6 @@ from nota.archive.plots import delete_plots, write_plot
 from nota.instruments import profile_if_any
 from nota.parallel import map_in_processes
 from nota.pipeline.steps import measure
-from nota.reduce.preview import IMPORTS as PREVIEW_IMPORTS
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +60,7 @@ def _jobs(archive: Archive) -> list[measure.Job]:
 
 
 def _measure_all(jobs: list[measure.Job], n_jobs: int | None) -> Iterator[measure.Result | measure.Failure]:
-    return map_in_processes(measure.run, jobs, jobs=n_jobs, parallel_from=8, chunksize=2,
-                            preload=PREVIEW_IMPORTS)
+    return map_in_processes(measure.run, jobs, jobs=n_jobs, parallel_from=8, chunksize=2)
 
 
 def run_qc(

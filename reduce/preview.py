@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -39,7 +40,6 @@ FLAT_PREVIEW_KINDS = frozenset({"dome_flat", "sky_flat", "master_flat"})
 # Slate grey: on neither the gray nor the inferno ramp, so "no data" never reads as a level.
 NEUTRAL_RGB = (112, 128, 144)
 ZSCALE_GRID = 4096  # pixels sampled on a regular grid before zscale's own 1000
-IMPORTS = ("matplotlib",)  # imported on first use (the palettes); pools preload it
 
 
 def cmap_for(kind: str) -> str:
@@ -207,15 +207,31 @@ MISSING = LEVELS
 
 @lru_cache(maxsize=16)
 def palette(cmap: str) -> bytes:
-    """A PNG palette: 255 colours of a matplotlib colormap, then the neutral colour."""
-    import matplotlib
+    """A PNG palette: 255 colours of a matplotlib colormap, then the neutral colour.
 
-    try:
-        colormap = matplotlib.colormaps[cmap]
-    except KeyError as exc:
-        raise ValueError(f"unknown colormap {cmap!r}") from exc
-    colours = colormap(np.linspace(0.0, 1.0, LEVELS), bytes=True)[:, :3]
-    return colours.tobytes() + bytes(NEUTRAL_RGB)
+    The two nota draws with (``CMAPS``) come sampled from matplotlib in nota's data:
+    importing matplotlib for them cost each worker 0.1 to 0.2 s. Any other name is asked of
+    matplotlib itself."""
+    colours = shipped_palettes().get(cmap)
+    if colours is None:
+        import matplotlib
+
+        try:
+            colormap = matplotlib.colormaps[cmap]
+        except KeyError as exc:
+            raise ValueError(f"unknown colormap {cmap!r}") from exc
+        colours = colormap(np.linspace(0.0, 1.0, LEVELS), bytes=True)[:, :3].tobytes()
+    return colours + bytes(NEUTRAL_RGB)
+
+
+@lru_cache(maxsize=1)
+def shipped_palettes() -> dict[str, bytes]:
+    """name -> 255 RGB colours, from ``nota/data/palettes.txt``."""
+    import nota
+
+    text = (Path(nota.__file__).parent / "data" / "palettes.txt").read_text()
+    return {name: bytes.fromhex(colours) for name, colours in
+            (line.split() for line in text.splitlines() if line.strip() and not line.startswith("#"))}
 
 
 def to_levels(image: np.ndarray, limits: tuple[float, float]) -> np.ndarray:

@@ -213,3 +213,30 @@ def test_night_statistics():
     assert size_of(plots.night_statistics_png(rows)) == (800, 400)
     with pytest.raises(ValueError):
         plots.night_statistics_png(rows[-2:])
+
+
+def test_the_shipped_palettes_are_matplotlibs_and_no_picture_imports_it():
+    """nota's two colormaps come sampled in nota/data (importing matplotlib cost each worker
+    0.1-0.2 s): they must be matplotlib's colours exactly, and previews, master pictures and
+    their fonts must not import it."""
+    import subprocess
+    import sys
+
+    import matplotlib
+
+    from nota.reduce.canvas import _matplotlib_data
+    from nota.reduce.preview import CMAPS, LEVELS, shipped_palettes
+
+    for name in CMAPS.values():
+        expected = matplotlib.colormaps[name](np.linspace(0.0, 1.0, LEVELS), bytes=True)[:, :3].tobytes()
+        assert shipped_palettes()[name] == expected, name
+    assert str(_matplotlib_data()) == matplotlib.get_data_path()
+    code = ("import sys, numpy as np\n"
+            "from nota.reduce import plots, preview\n"
+            "data = np.random.default_rng(1).normal(100, 5, (200, 300)).astype(np.float32)\n"
+            "preview.preview_png(data, max_size=64, cmap='inferno')\n"
+            "plots.image_png(data, 'master_flat_R.fits', cmap='inferno')\n"
+            "print('matplotlib' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"]
