@@ -37,8 +37,7 @@ def _worker_context():
     if threading.active_count() == 1 and not _openmp_loaded():
         return multiprocessing.get_context("fork")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["nota.pipeline.worker", "nota.pipeline.steps.reduce_frame",
-                                    "matplotlib"])  # the palettes of the previews and plots
+    context.set_forkserver_preload(["nota.pipeline.worker", "nota.pipeline.steps.reduce_frame"])
     return context
 
 
