@@ -12,6 +12,7 @@ then checks nota's master dark and calibrated lights against ccdproc's calls on 
 masters (float32), and says how much of the dark signal Siril's lights keep in hot pixels.
 
     python bench/cmos.py              # full size (3008 x 2008), about 5 minutes
+    python bench/cmos.py --binning 2  # 1504 x 1004, the size of the issue's example
     python bench/cmos.py --small
 """
 
@@ -184,19 +185,23 @@ def check_siril(work: Path, frames: dict[str, list[Path]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="4x4-binned frames (a quick check)")
+    parser.add_argument("--binning", type=int, default=None,
+                        help="read the sensor out binned NxN (2: 1504 x 1004, near the issue's 1536 x 1024)")
     parser.add_argument("--out", type=Path, default=Path("bench/out/cmos"))
     args = parser.parse_args()
     if not shutil.which("siril-cli"):
         print("siril-cli not found: apt-get install siril", file=sys.stderr)
         return 1
-    from nota.simulate import simulate_run
+    from nota.simulate.generic import simulate_generic
 
-    sim = args.out / ("small" if args.small else "full")
+    binning = args.binning or (4 if args.small else 1)
+    name = {1: "full", 4: "small"}.get(binning, f"bin{binning}")
+    sim = args.out / name
     if not (sim / ".complete").exists():
         print(f"simulating the generic camera's night into {sim} ...", flush=True)
-        simulate_run(sim, nights=1, seed=2026, small=args.small, camera="generic")
+        simulate_generic(sim, nights=1, seed=2026, binning=binning)
         (sim / ".complete").touch()
-    work = args.out / ("work_small" if args.small else "work")
+    work = args.out / ("work" if binning == 1 else f"work_{name}")
     frames = choose_frames(sim / "N1", work)
     shape = fits.getdata(frames["lights"][0]).shape
     print(f"{', '.join(f'{len(v)} {k}' for k, v in frames.items())} of {shape[1]} x {shape[0]}")

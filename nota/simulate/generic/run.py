@@ -143,15 +143,17 @@ def _run_jobs(jobs: list[FrameJob], workers: int,
 
 def simulate_generic(outdir: Path, *, nights: int = 1, seed: int = 1, small: bool = False,
                      jobs: int | None = None,
-                     on_frame: Callable[[int, int], None] | None = None) -> list[NightSummary]:
+                     on_frame: Callable[[int, int], None] | None = None,
+                     binning: int | None = None) -> list[NightSummary]:
     """Write ``nights`` nights of the small observatory's camera under ``outdir`` with truth.
 
+    ``small`` reads the sensor out binned 4x4; ``binning`` any other way (2: 1504 x 1004).
     Deterministic for a seed whatever ``jobs`` is. Example::
 
         simulate_generic(Path("sim"), small=True)
     """
     outdir = Path(outdir)
-    sensor = Sensor(4 if small else 1)
+    sensor = Sensor(binning or (4 if small else 1))
     maps, description = _maps(seed, sensor)
     catalogues = _catalogues(seed)
     prepared = [_prepare(outdir, seed, n, sensor, maps, catalogues) for n in range(1, nights + 1)]
