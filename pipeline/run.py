@@ -144,12 +144,15 @@ def _submit_ready(run: _Run, runner, options: ReduceOptions, workers: int, scrat
             run.fail(task, f"{os.path.basename(task.output)}: its {', '.join(lost)} could not be made")
             moved = True
         elif not any(key in coming for key in task.needs.values()):
-            # Masters are big: a share of the memory budget each, as several combine at once.
-            memory = options.memory_bytes if task.file_id is not None or task.step == "stack" \
-                else options.memory_bytes // workers
+            # Masters are big: a share of the memory budget each, as several combine at once;
+            # one handed out while workers are idle (the bias, before anything else can
+            # start) combines with their cores too.
+            master = task.file_id is None and task.step != "stack"
+            memory = options.memory_bytes // workers if master else options.memory_bytes
+            threads = max(1, runner.idle_workers()) if master else 1
             inputs = {role: _handed(run.known[key]) for role, key in task.needs.items() if key in run.known}
             run.activities[task.key] = provenance.start_activity(run.archive, task.step, as_dict(task.params))
-            runner.submit(task, inputs, Work(memory, scratch))
+            runner.submit(task, inputs, Work(memory, scratch, threads))
             moved = True
         else:
             waiting.append(task)

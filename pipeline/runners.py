@@ -61,6 +61,10 @@ class Local:
         else:
             self.running[self.pool.submit(execute, task, inputs, work)] = task
 
+    def idle_workers(self) -> int:
+        """Worker processes with nothing to do now (a task handed out may use their cores)."""
+        return max(0, self.jobs - len(self.running)) if self.pool is not None else 0
+
     def next_outcome(self) -> Outcome:
         """The outcome of a task that finished (waits for the first to finish)."""
         if self.pool is None:
@@ -93,6 +97,10 @@ class Dask:
             self.client = Client(scheduler)
         self.running: dict[Any, Task] = {}
         self._completed = as_completed()
+
+    def idle_workers(self) -> int:
+        """Always 0: a cluster's workers are not this machine's cores to lend."""
+        return 0
 
     def submit(self, task: Task, inputs: dict[str, Any], work: Work) -> None:
         future = self.client.submit(execute, task, inputs, work, pure=False)

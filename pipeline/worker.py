@@ -24,10 +24,12 @@ __all__ = ["Work", "execute"]
 
 @dataclass(frozen=True)
 class Work:
-    """What a worker may spend on a task: memory for combining, a scratch directory."""
+    """What a worker may spend on a task: memory for combining, a scratch directory, and
+    threads for combining (more than one when the task runs alone on cores left idle)."""
 
     memory_bytes: int
     scratch: Path
+    threads: int = 1
 
 
 def execute(task: Task, inputs: dict[str, Any], work: Work) -> Outcome:

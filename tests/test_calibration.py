@@ -124,3 +124,24 @@ def test_a_filter_the_table_lacks_fails_alone(calibrated, tmp_path):
     assert [where for where, _ in report.failed] == ["calibration 2008-04-12/Z_unknown"]
     assert "Z_unknown" in report.failed[0][1] and "Traceback" not in report.failed[0][1]
     assert up_to_date == 2
+
+
+def test_a_master_combined_by_threads_is_the_one_combined_alone():
+    """``median_combine`` with threads (a master handed out while workers are idle) gives
+    the very same master, uncertainty, mask and counts, rejections and all-rejected pixels
+    included, for the median and the mean."""
+    import numpy as np
+
+    from nota.reduce.combine import median_combine
+
+    rng = np.random.default_rng(3)
+    stack = rng.normal(1000, 30, (9, 301, 257)).astype(np.uint16)
+    stack[2, 10:20, 5:9] = 65000
+    stack[:, 50, 60] = 65000  # every frame rejected here: NaN, masked
+    for method in ("median", "mean"):
+        alone = median_combine(stack, method=method, clip_max=60000, memory_bytes=2**20)
+        for threads in (2, 3):
+            shared = median_combine(stack, method=method, clip_max=60000, memory_bytes=2**20, threads=threads)
+            for part in ("data", "uncertainty", "mask", "frames_used"):
+                assert np.array_equal(getattr(alone, part), getattr(shared, part), equal_nan=True), (method, part)
+        assert alone.mask[50, 60] and not alone.mask[0, 0]

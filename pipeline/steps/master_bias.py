@@ -59,7 +59,8 @@ def make(task: Task, inputs: dict, work) -> Result:
         row_offsets = fill_stack(stack.array, used, params.trimsec, params.overscan,
                                  on_frame=lambda i, raw, trimmed, _: samples.append((raw.name, np.array(trimmed[::4, ::4]))))
         master = make_master_bias(stack.array, combine=params.combine, clip_max=params.clip_max,
-                                  row_offsets=row_offsets, memory_bytes=work.memory_bytes // 2)
+                                  row_offsets=row_offsets, memory_bytes=work.memory_bytes // 2,
+                                  threads=work.threads)
     history = [f"nota {NAME}: {params.combine} of {len(used)} frames, trimmed {params.trimsec}",
                f"values above {params.clip_max} ADU rejected before combining",
                "frames: " + ", ".join(i.name for i in used)]

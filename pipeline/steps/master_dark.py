@@ -70,7 +70,8 @@ def make(task: Task, inputs: dict, work) -> Result:
     with FrameStack(len(used), trimmed_shape(params.trimsec), np.uint16, work.memory_bytes, work.scratch) as stack:
         row_offsets = fill_stack(stack.array, used, params.trimsec, params.overscan)
         master = make_master_dark(stack.array, bias, combine=params.combine, clip_max=params.clip_max,
-                                  row_offsets=row_offsets, memory_bytes=work.memory_bytes // 2)
+                                  row_offsets=row_offsets, memory_bytes=work.memory_bytes // 2,
+                                  threads=work.threads)
     history = [f"nota {NAME}: {params.combine} of {len(used)} bias-subtracted {params.exptime:g} s darks,"
                f" trimmed {params.trimsec}", "frames: " + ", ".join(i.name for i in used)]
     header = raw_header(*task.header)

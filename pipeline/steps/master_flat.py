@@ -98,7 +98,8 @@ def make(task: Task, inputs: dict, work) -> Result:
     with FrameStack(len(used), trimmed_shape(params.trimsec), np.uint16, work.memory_bytes, work.scratch) as stack:
         row_offsets = fill_stack(stack.array, used, params.trimsec, params.overscan, on_frame=scale)
         master = make_master_flat(stack.array, bias, scales, combine=params.combine, row_offsets=row_offsets,
-                                  memory_bytes=work.memory_bytes // 2, dark=dark, dark_scales=dark_scales)
+                                  memory_bytes=work.memory_bytes // 2, dark=dark, dark_scales=dark_scales,
+                                  threads=work.threads)
     history = [f"nota {NAME}: {params.combine} of {len(used)} frames, trimmed {params.trimsec}",
                ("bias- and dark-subtracted" if dark is not None else "bias-subtracted")
                + " flats scaled by 1/median, then normalised to mean 1",
