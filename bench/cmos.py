@@ -81,6 +81,14 @@ def timed_command(command: list[str], **kw) -> tuple[float, float]:
     return time.perf_counter() - wall, cpu_seconds() - cpu
 
 
+REPEAT = 3
+
+
+def _median_run(times: list[tuple[float, float]]) -> tuple[float, float]:
+    """The run of median wall time, as (wall, CPU)."""
+    return sorted(times)[len(times) // 2]
+
+
 def run_siril(work: Path) -> tuple[float, float]:
     work = work.resolve()  # Siril reads the script's path after changing to the folder
     shutil.rmtree(work / "process", ignore_errors=True)
@@ -206,9 +214,16 @@ def main() -> int:
     shape = fits.getdata(frames["lights"][0]).shape
     print(f"{', '.join(f'{len(v)} {k}' for k, v in frames.items())} of {shape[1]} x {shape[0]}")
 
-    timings = {"Siril (siril-cli -s)": run_siril(work), "ccdproc's calls": run_ccdproc(frames)}
-    timings.update(run_nota(work))
-    print(f"\n{'':24} {'wall s':>8} {'cpu s':>8}")
+    # Siril and nota in turn, REPEAT times each (this machine's speed drifts by a third from
+    # one minute to the next), the median of each; ccdproc once, it is ten times slower.
+    runs: dict[str, list[tuple[float, float]]] = {}
+    for _ in range(REPEAT):
+        runs.setdefault("Siril (siril-cli -s)", []).append(run_siril(work))
+        for label, timing in run_nota(work).items():
+            runs.setdefault(label, []).append(timing)
+    timings = {label: _median_run(times) for label, times in runs.items()}
+    timings["ccdproc's calls"] = run_ccdproc(frames)
+    print(f"\n{'':24} {'wall s':>8} {'cpu s':>8}   (Siril and nota: medians of {REPEAT} runs in turn)")
     for label, (wall, cpu) in timings.items():
         print(f"{label:24} {wall:8.2f} {cpu:8.2f}")
     siril = timings["Siril (siril-cli -s)"][0]
