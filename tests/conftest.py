@@ -71,6 +71,18 @@ def write_frame(tmp_path):
     return write
 
 
+def python_prints(code: str, *args: str, timeout: float = 300, env: dict | None = None) -> list[str]:
+    """The words a fresh Python process prints running ``code`` (which must succeed): for
+    what only a new process shows (its imports, its threads, how it forks)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
 def file_digests(paths) -> dict[str, str]:
     """sha256 of each file, to prove raw files were not changed."""
     return {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths}

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+from conftest import python_prints
+
 
 def test_processes_creating_one_new_archive_at_once_all_succeed(tmp_path):
     db = tmp_path / "new.db"
@@ -91,9 +93,7 @@ def test_workers_are_not_forked_from_a_process_with_an_openmp_pool(tmp_path):
             "data = np.random.default_rng(1).normal(100, 5, (300, 300)).astype(np.float32)\n"
             "remove_cosmics(CCDData(data, unit='adu'), gain=1.0, read_noise=5.0, saturation=6e4, tiled=False)\n"
             "print(before, _worker_context().get_start_method())\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["fork", "forkserver"]
+    assert python_prints(code) == ["fork", "forkserver"]
 
 
 def test_pool_workers_run_blas_on_one_thread_whenever_numpy_loads(tmp_path):
@@ -112,6 +112,4 @@ def test_pool_workers_run_blas_on_one_thread_whenever_numpy_loads(tmp_path):
             "      os.environ.get('OPENBLAS_NUM_THREADS'))\n")
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
     for order in ("numpy-first", "numpy-in-worker"):
-        done = subprocess.run([sys.executable, "-c", code, order], capture_output=True, text=True, timeout=120, env=env)
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.split() == ["[(1,)]", "None"], (order, done.stdout)
+        assert python_prints(code, order, timeout=120, env=env) == ["[(1,)]", "None"], order
