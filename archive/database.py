@@ -177,8 +177,9 @@ def checkpoints_beside(archive: Archive) -> Iterator[Callable[[], None]]:
     SQLite's own checkpoint stops the writer every 1,000 pages to copy them and wait for the
     disk; a passive checkpoint on another connection does the same beside it (SQLite allows
     one writer and one checkpointer at once), and the thread waits for the disk without the
-    GIL. Yields ``nudge``, to call after each commit. At the end the writer checkpoints by
-    itself again, as before.
+    GIL. Yields ``nudge``, to call after each commit. At the end the thread takes one last
+    checkpoint (the writer's close then has nothing to copy) and the writer's own
+    checkpoints resume.
     """
     conn = archive.conn
     try:

@@ -140,7 +140,6 @@ from nota.cli import archive as _archive, groups as _groups, profile as _profile
 from nota.cli import check as _check, report as _report, watch as _watch  # noqa: E402,F401
 
 
-
 def run() -> None:
     """The ``nota`` program: the app, and then an exit without the collector's last passes.
 
