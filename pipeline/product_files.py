@@ -19,6 +19,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 
 import nota
 from nota.errors import NotaError
+from nota.fitscards import COMMENTARY
 from nota.hashing import content_hash
 from nota.pipeline.tasks import Card, Task
 from nota.reduce.preview import THUMB_SIZE, VIEW_SIZE, cmap_for, preview_png
@@ -29,21 +30,20 @@ __all__ = ["TMP_PREFIX", "write_product", "read_product", "read_master", "raw_he
 TMP_PREFIX = ".nota-tmp-"
 _STRUCTURAL = frozenset({"BZERO", "BSCALE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND"})
 _EXTENSION_ONLY = frozenset({"XTENSION", "PCOUNT", "GCOUNT", "EXTNAME", "INHERIT", ""})
-_COMMENTARY = frozenset({"COMMENT", "HISTORY", ""})
 
 
 def raw_header(primary: Iterable[Card] = (), image: Iterable[Card] = ()) -> fits.Header:
     """The frame's header as the camera wrote it: the image HDU's cards over the primary's."""
     header = fits.Header()
     for keyword, value, comment in primary:
-        if keyword in _COMMENTARY:
+        if keyword in COMMENTARY:
             header.append(fits.Card(keyword, value if value is not None else ""), bottom=True)
         elif keyword not in _STRUCTURAL:
             header.append(fits.Card(keyword, value, comment or ""), bottom=True)
     for keyword, value, comment in image:
         if keyword in _EXTENSION_ONLY or keyword in _STRUCTURAL:
             continue
-        if keyword in _COMMENTARY:
+        if keyword in COMMENTARY:
             header[keyword] = value if value is not None else ""
         else:
             header[keyword] = (value, comment or "")

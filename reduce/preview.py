@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import logging
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
@@ -227,9 +226,9 @@ def palette(cmap: str) -> bytes:
 @lru_cache(maxsize=1)
 def shipped_palettes() -> dict[str, bytes]:
     """name -> 255 RGB colours, from ``nota/data/palettes.txt``."""
-    import nota
+    from importlib import resources
 
-    text = (Path(nota.__file__).parent / "data" / "palettes.txt").read_text()
+    text = resources.files("nota").joinpath("data", "palettes.txt").read_text()
     return {name: bytes.fromhex(colours) for name, colours in
             (line.split() for line in text.splitlines() if line.strip() and not line.startswith("#"))}
 
